@@ -1,0 +1,48 @@
+# lifelong-monodepth: two commands on a fresh machine — `make run` and `make test`.
+# Every install goes through constraints.txt so nothing can upgrade torch (a newer torch drags
+# in GBs of CUDA wheels). The stamp file makes a second call skip the install.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.stamp-install
+export HF_HUB_OFFLINE ?= 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help install run data test lint format bench eval report clean
+
+help:  ## list targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the package (idempotent)
+
+data: $(STAMP)  ## generate the embedded synthetic benchmark (skipped when present)
+	$(PY) -m lifelong_monodepth.data.synthetic
+
+run: $(STAMP)  ## set up and run the main job (order NKS on the synthetic benchmark)
+	$(PY) run.py $(ARGS)
+
+eval: $(STAMP)  ## evaluate a checkpoint: make eval CKPT=outputs/.../checkpoints/NKS.ckpt
+	$(PY) run.py mode=test ckpt=$(CKPT) $(ARGS)
+
+test: $(STAMP)  ## set up and run the test suite
+	$(PY) -m pytest -q $(ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check src tests run.py benchmarks
+
+format: $(STAMP)  ## ruff format + fixes
+	$(VENV)/bin/ruff format src tests run.py benchmarks
+	$(VENV)/bin/ruff check --fix src tests run.py benchmarks
+
+bench: $(STAMP)  ## speed and memory benchmarks (prints figures and ratios)
+	$(PY) benchmarks/run_benchmarks.py $(ARGS)
+
+clean:  ## remove generated data, outputs and caches (keeps .venv)
+	rm -rf outputs multirun wandb data/synthetic data_index/synthetic_* .pytest_cache .ruff_cache
