@@ -6,3 +6,50 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 import lifelong_monodepth  # noqa: F401  (applies the torchvision workaround)
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from lifelong_monodepth.data.depth_io import write_depth_png, write_rgb  # noqa: E402
+from lifelong_monodepth.data.domain import DomainConfig  # noqa: E402
+from lifelong_monodepth.data.index import write_index  # noqa: E402
+
+
+def make_domain(
+    root: Path,
+    letter: str = "N",
+    size: tuple[int, int] = (32, 48),
+    count: int = 6,
+    depth_scale: float = 1000.0,
+    max_depth: float = 10.0,
+    splits: tuple[str, ...] = ("train", "val", "test", "replay"),
+    augment: list | None = None,
+) -> DomainConfig:
+    """A tiny domain on disk in native format: a depth ramp and an image that encodes it."""
+    name = f"tiny_{letter.lower()}"
+    rng = np.random.default_rng(ord(letter))
+    height, width = size
+    pairs = []
+    for i in range(count):
+        ramp = np.linspace(1.0, max_depth * 0.8, height, dtype=np.float32)[:, None].repeat(width, 1)
+        depth = ramp * (0.8 + 0.4 * rng.random())
+        image = np.clip(255 * depth[..., None] / max_depth * np.array([1.0, 0.6, 0.3]), 0, 255).astype(np.uint8)
+        rgb_rel, depth_rel = f"{name}/{i:03d}_rgb.png", f"{name}/{i:03d}_depth.png"
+        write_rgb(root / rgb_rel, image)
+        write_depth_png(root / depth_rel, depth, depth_scale)
+        pairs.append((rgb_rel, depth_rel))
+    index = {}
+    for split in splits:
+        index[split] = root / "index" / name / f"{split}.csv"
+        write_index(index[split], pairs)
+    return DomainConfig(
+        letter=letter, name=name, root=root, index=index, depth_scale=depth_scale, min_depth=0.1,
+        max_depth=max_depth, input_size=size, eval_crop="none", augment=augment or [],
+    )
+
+
+@pytest.fixture
+def tiny_domain(tmp_path: Path) -> DomainConfig:
+    return make_domain(tmp_path)

@@ -1,0 +1,152 @@
+"""``LifelongDataModule``: serves the current domain(s) of a lifelong sequence.
+
+The sequence runner calls :meth:`set_current` before each stage; Lightning then gets that
+domain's train/val loaders. Test loaders for any domain and replay datasets of earlier
+domains are available at all times (the replay callback draws from them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from lifelong_monodepth.data.dataset import DepthDataset
+from lifelong_monodepth.data.domain import DomainConfig, domains_from_config
+from lifelong_monodepth.data.errors import ConfigError, DataError
+from lifelong_monodepth.data.index import read_index
+from lifelong_monodepth.data.sampling import EpochIndexedDataset, EpochSeededSampler
+
+
+class LifelongDataModule(pl.LightningDataModule):
+    """Train/val loaders of the current domain(s), test loaders and replay sets of all domains."""
+
+    def __init__(
+        self,
+        domains: Mapping[str, Any],
+        batch_size: int = 8,
+        eval_batch_size: int = 8,
+        num_workers: int = 0,
+        on_error: str = "raise",
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        check_files: bool = True,
+        drop_last: bool = True,
+    ) -> None:
+        super().__init__()
+        self.domains: dict[str, DomainConfig] = (
+            dict(domains)
+            if all(isinstance(d, DomainConfig) for d in domains.values())
+            else domains_from_config(domains)
+        )
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.on_error = on_error
+        self.seed = seed
+        self.val_fraction = val_fraction
+        self.check_files = check_files
+        self.drop_last = drop_last
+        self.current: list[str] = []
+        self._datasets: dict[tuple[str, str], DepthDataset] = {}
+
+    # ----------------------------------------------------------------------------- domains
+    def set_current(self, letters: Sequence[str]) -> None:
+        """Make ``letters`` the domain(s) being learned (several for joint training)."""
+        for letter in letters:
+            self.domain(letter)
+        self.current = list(letters)
+
+    def domain(self, letter: str) -> DomainConfig:
+        if letter not in self.domains:
+            raise ConfigError(f"Unknown domain letter {letter!r}; known letters: {''.join(sorted(self.domains))}.")
+        return self.domains[letter]
+
+    # ---------------------------------------------------------------------------- datasets
+    def dataset(self, letter: str, split: str) -> DepthDataset:
+        """Datasets are built once and cached; ``val`` falls back to a held-out slice of ``train``."""
+        key = (letter, split)
+        if key not in self._datasets:
+            domain = self.domain(letter)
+            train = split in ("train", "replay")
+            if split in ("train", "val") and "val" not in domain.index:
+                rows = read_index(domain.index_path("train"), domain.root)
+                n_val = max(1, int(round(len(rows) * self.val_fraction)))
+                if len(rows) <= n_val:
+                    raise DataError(
+                        f"Index {domain.index_path('train')} has {len(rows)} rows: too few to hold out a "
+                        "validation split. Add rows or give the domain a `val` index."
+                    )
+                rows = rows[:-n_val] if split == "train" else rows[-n_val:]
+                dataset = DepthDataset(domain, "train", train=train, on_error=self.on_error, seed=self.seed, rows=rows)
+            else:
+                dataset = DepthDataset(domain, split, train=train, on_error=self.on_error, seed=self.seed)
+            if self.check_files:
+                _check_files_exist(dataset)
+            self._datasets[key] = dataset
+        return self._datasets[key]
+
+    def skipped(self) -> dict[str, str]:
+        """Bad files skipped so far (path → reason), over every dataset of this module."""
+        out: dict[str, str] = {}
+        for dataset in self._datasets.values():
+            out.update(dataset.skipped)
+        return out
+
+    # ------------------------------------------------------------------------- dataloaders
+    def train_dataloader(self) -> DataLoader:
+        if not self.current:
+            raise RuntimeError("LifelongDataModule.set_current(...) must be called before training.")
+        dataset = EpochIndexedDataset([self.dataset(letter, "train") for letter in self.current])
+        stage_seed = self.seed * 31 + sum(ord(c) for c in "".join(self.current))
+        return self._loader(dataset, self.batch_size, EpochSeededSampler(len(dataset), stage_seed), self.drop_last)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return [self.eval_loader(letter, "val") for letter in self.current]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self.eval_loader(letter, "test") for letter in self.current]
+
+    def eval_loader(self, letter: str, split: str = "test") -> DataLoader:
+        dataset = self.dataset(letter, split)
+        if split in ("train", "replay"):  # evaluation path: no augmentation, native depth
+            dataset = DepthDataset(dataset.domain, dataset.split, train=False, rows=dataset.rows)
+        return self._loader(dataset, self.eval_batch_size, None, False)
+
+    def replay_loader(self, letter: str, batch_size: int, seed: int) -> DataLoader:
+        """Endless-friendly loader over a domain's replay split (training transforms)."""
+        dataset = EpochIndexedDataset([self.dataset(letter, "replay")])
+        return self._loader(dataset, batch_size, EpochSeededSampler(len(dataset), seed), False)
+
+    def _loader(self, dataset: Any, batch_size: int, sampler: Any, drop_last: bool) -> DataLoader:
+        batch_size = min(batch_size, len(dataset)) if drop_last else batch_size
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            drop_last=drop_last,
+            persistent_workers=False,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+
+def _check_files_exist(dataset: DepthDataset) -> None:
+    """Fail (or, with on_error=skip, only count) before training when listed files are missing."""
+    missing = [(row.rgb if not row.rgb.is_file() else row.depth) for row in dataset.rows
+               if not (row.rgb.is_file() and row.depth.is_file())]
+    if not missing:
+        return
+    index = dataset.domain.index.get(dataset.split, dataset.split)
+    if dataset.on_error == "raise":
+        shown = ", ".join(str(path) for path in missing[:3])
+        raise DataError(
+            f"{len(missing)} file(s) listed in {index} do not exist (first: {shown}). Fix the data root "
+            f"`domains.{dataset.domain.letter}.root` ({dataset.domain.root}) or the index, or set data.on_error=skip."
+        )
+    for path in missing:
+        dataset.skipped.setdefault(str(path), "missing file")

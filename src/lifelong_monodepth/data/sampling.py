@@ -1,0 +1,60 @@
+"""Epoch-seeded sampling: shuffles and augmentation that depend on (seed, epoch) only.
+
+Why: a resumed or re-run job must see exactly the same batches. A ``DataLoader`` shuffle
+driven by a global generator depends on how many epochs ran in this process; here the
+permutation is a pure function of (seed, epoch) and the epoch travels inside the index
+(``epoch * len + i``) so that dataloader worker processes know it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from lifelong_monodepth.data.dataset import DepthDataset
+
+
+class EpochIndexedDataset(Dataset):
+    """Concatenation of one or more ``DepthDataset``s addressed by ``epoch * len + i``."""
+
+    def __init__(self, datasets: Sequence[DepthDataset]) -> None:
+        self.datasets = list(datasets)
+        self.offsets = [0]
+        for dataset in self.datasets:
+            self.offsets.append(self.offsets[-1] + len(dataset))
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def __getitem__(self, key: int) -> dict[str, Any]:
+        epoch, i = divmod(int(key), len(self))
+        for dataset, start, stop in zip(self.datasets, self.offsets[:-1], self.offsets[1:], strict=True):
+            if i < stop:
+                dataset.epoch = epoch
+                return dataset[i - start]
+        raise IndexError(key)
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Random permutation per epoch from (seed, epoch); Lightning calls ``set_epoch``."""
+
+    def __init__(self, length: int, seed: int, shuffle: bool = True) -> None:
+        self.length, self.seed, self.shuffle, self.epoch = length, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.length, generator=generator).tolist()
+        else:
+            order = list(range(self.length))
+        base = self.epoch * self.length
+        return iter([base + i for i in order])

@@ -1,0 +1,115 @@
+"""Evaluate a model on domains: with the domain prior (oracle head) and with automatic selection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from lifelong_monodepth.evaluation.metrics import DepthMetrics
+from lifelong_monodepth.models.selection import DomainSelector
+from lifelong_monodepth.training.losses import upsample_to
+
+if TYPE_CHECKING:
+    from lifelong_monodepth.data.datamodule import LifelongDataModule
+    from lifelong_monodepth.training.module import LifelongDepthModule
+
+
+@dataclass
+class DomainEvaluation:
+    """Metrics of one domain's test set; ``auto`` is absent when no selector was given."""
+
+    domain: str
+    prior: dict[str, float] | None
+    auto: dict[str, float] | None
+    true: list[str] = field(default_factory=list)
+    chosen: list[str] = field(default_factory=list)
+
+    @property
+    def selection_accuracy(self) -> float:
+        if not self.chosen:
+            return float("nan")
+        return sum(t == c for t, c in zip(self.true, self.chosen, strict=True)) / len(self.chosen)
+
+
+def _metrics(info: dict[str, Any], protocol: str, device: torch.device) -> DepthMetrics:
+    return DepthMetrics(
+        min_depth=info["min_depth"], max_depth=info["max_depth"], crop=info["eval_crop"], protocol=protocol
+    ).to(device)
+
+
+@torch.no_grad()
+def evaluate_domain(
+    module: LifelongDepthModule,
+    loader: Any,
+    domain_info: dict[str, Any],
+    selector: DomainSelector | None,
+    protocol: str = "standard",
+    limit_batches: int | None = None,
+) -> DomainEvaluation:
+    """One pass over a test loader; the encoder runs once per batch for both modes.
+
+    Metrics always use the *true* domain's cap and crop (the protocol belongs to the test set);
+    in ``auto`` mode each image's depth comes from the head its selector chose.
+    ``prior`` is ``None`` for a domain the model has no head for yet (forward transfer).
+    """
+    letter = domain_info["letter"]
+    net = module.net
+    was_training = net.training
+    net.eval()
+    has_head = letter in net.heads
+    prior = _metrics(domain_info, protocol, module.device) if has_head else None
+    auto = _metrics(domain_info, protocol, module.device) if selector is not None else None
+    result = DomainEvaluation(domain=letter, prior=None, auto=None)
+    for batch_index, batch in enumerate(loader):
+        if limit_batches is not None and batch_index >= limit_batches:
+            break
+        images, target = batch["image"].to(module.device), batch["depth"].to(module.device)
+        size = tuple(target.shape[-2:])
+        fused = net.encode(images)
+        if prior is not None:
+            prior.update(upsample_to(net.run_heads(fused, [letter]).depth[letter], size), target)
+        if auto is not None:
+            chosen = selector.select(net, fused)
+            depth = torch.empty_like(target)
+            for head in dict.fromkeys(chosen):
+                rows = torch.tensor([i for i, c in enumerate(chosen) if c == head], device=images.device)
+                out = net.run_heads(fused.index_select(0, rows), [head])
+                depth[rows] = upsample_to(out.depth[head], size)
+            auto.update(depth, target)
+            result.true += [letter] * len(chosen)
+            result.chosen += chosen
+    net.train(was_training)
+    result.prior = _to_floats(prior.compute()) if prior is not None else None
+    result.auto = _to_floats(auto.compute()) if auto is not None else None
+    return result
+
+
+def evaluate_domains(
+    module: LifelongDepthModule,
+    datamodule: LifelongDataModule,
+    letters: Sequence[str],
+    selector: DomainSelector | None,
+    protocol: str = "standard",
+    split: str = "test",
+    limit_batches: int | None = None,
+) -> dict[str, DomainEvaluation]:
+    results = {}
+    for letter in letters:
+        info = module.domain_info.get(letter) or _info_from_domain(datamodule, letter)
+        results[letter] = evaluate_domain(
+            module, datamodule.eval_loader(letter, split), info, selector, protocol, limit_batches
+        )
+    return results
+
+
+def _info_from_domain(datamodule: LifelongDataModule, letter: str) -> dict[str, Any]:
+    domain = datamodule.domain(letter)
+    return {"letter": letter, "min_depth": domain.min_depth, "max_depth": domain.max_depth,
+            "eval_crop": domain.eval_crop}
+
+
+def _to_floats(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {name: float(value) for name, value in values.items()}

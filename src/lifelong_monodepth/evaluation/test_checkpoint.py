@@ -1,0 +1,73 @@
+"""``python run.py mode=test ckpt=<path>``: evaluate every domain a checkpoint knows.
+
+The checkpoint alone rebuilds the model (domains, depth ranges, normalisation, selector state);
+the configuration only says where each domain's test data lives (``domains.<letter>``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from lifelong_monodepth.data.domain import domains_from_config
+from lifelong_monodepth.data.errors import ConfigError
+from lifelong_monodepth.evaluation.evaluate import evaluate_domains
+from lifelong_monodepth.evaluation.results import ResultsTable
+from lifelong_monodepth.models.selection import SELECTORS, DomainSelector
+from lifelong_monodepth.training.checkpointing import load_checkpoint_file
+from lifelong_monodepth.training.module import LifelongDepthModule
+
+log = logging.getLogger(__name__)
+
+
+def load_module(path: str | Path) -> LifelongDepthModule:
+    """A stage checkpoint → a ready model, loaded with ``weights_only=True`` (no code runs on load)."""
+    load_checkpoint_file(path)  # clear error for a missing, truncated or unsafe file
+    module = LifelongDepthModule.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
+    module.eval()
+    return module
+
+
+def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    if not cfg.get("ckpt"):
+        raise ConfigError("mode=test needs ckpt=<path to a stage checkpoint, e.g. outputs/.../checkpoints/NKS.ckpt>.")
+    path = Path(cfg.ckpt)
+    module = load_module(path)
+    letters = module.net.domains
+    configured = domains_from_config(cfg.domains)
+    missing = [letter for letter in letters if letter not in configured]
+    if missing:
+        raise ConfigError(
+            f"Checkpoint {path} knows domains {letters} but the config has no `domains.{missing[0]}`: "
+            "choose the benchmark the model was trained on (e.g. benchmark=synthetic)."
+        )
+    datamodule = instantiate(cfg.data, domains={letter: configured[letter] for letter in letters}, _convert_="all")
+    evaluation = cfg.get("evaluation") or {}
+    protocol = str(evaluation.get("protocol", "standard"))
+    chosen = str((cfg.get("selector") or {}).get("name", "prototype"))
+    table = ResultsTable(order=letters, strategy=f"test:{path.stem}", protocol=protocol)
+    selector_accuracy: dict[str, Any] = {}
+    for name in [chosen] + [s for s in SELECTORS if s != chosen]:
+        results = evaluate_domains(
+            module, datamodule, letters, DomainSelector(name, module.selector_state),
+            protocol=protocol, split=str(evaluation.get("split", "test")),
+            limit_batches=evaluation.get("limit_batches"),
+        )
+        if name == chosen:
+            table.add_stage(path.stem, results)
+        selector_accuracy[name] = {letter: r.selection_accuracy for letter, r in results.items()}
+    results_dir = Path(cfg.paths.output_dir) / "results"
+    summary = table.finalise(results_dir)
+    summary["checkpoint"] = str(path)
+    summary["selector"] = chosen
+    summary["selector_comparison"] = selector_accuracy
+    from lifelong_monodepth.utils.io import write_json
+
+    write_json(results_dir / "summary.json", summary)
+    table.print()
+    log.info("Selection accuracy by selector: %s", selector_accuracy)
+    return summary

@@ -1,0 +1,90 @@
+"""Distillation: a frozen copy of the previous model keeps old heads (and features) stable."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
+from lifelong_monodepth.models.network import MultiDomainDepthNet
+from lifelong_monodepth.training.losses import distillation_loss, feature_distillation_loss
+
+if TYPE_CHECKING:
+    from lifelong_monodepth.data.datamodule import LifelongDataModule
+    from lifelong_monodepth.training.module import LifelongDepthModule
+
+
+class DistillationCallback(LifelongStrategy):
+    """At each stage after the first, snapshot the model; pull every old head towards it.
+
+    On the current batch, each old head's depth and log-variance are pulled to the frozen
+    teacher's (median-normalised L1, weighted per domain). ``feature_weight > 0`` also keeps
+    the fused feature map close to the teacher's (mean squared error).
+    """
+
+    def __init__(
+        self,
+        weight: float = 10.0,
+        domain_weights: Mapping[str, float] | None = None,
+        position_weights: Sequence[float] | None = None,
+        feature_weight: float = 0.0,
+    ) -> None:
+        super().__init__(weight, domain_weights, position_weights)
+        self.feature_weight = float(feature_weight)
+        self.teacher: MultiDomainDepthNet | None = None
+        self.old_domains: list[str] = []
+
+    def on_stage_start(self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule) -> None:
+        super().on_stage_start(stage, module, datamodule)
+        self.old_domains = [letter for letter in stage.previous if letter in module.net.heads]
+        self.teacher = freeze(copy.deepcopy(module.net)) if self.old_domains else None
+
+    def extra_loss(self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor) -> dict[str, Tensor]:
+        if self.teacher is None:
+            return {}
+        self.teacher.to(fused.device)
+        with torch.no_grad():
+            target = self.teacher(batch["image"], domains=self.old_domains)
+        student = module.net.run_heads(fused, self.old_domains)
+        terms = {
+            f"distill_{letter}": self.weight_for(letter, self.old_domains)
+            * distillation_loss(
+                student.depth[letter], student.log_var[letter], target.depth[letter], target.log_var[letter]
+            )
+            for letter in self.old_domains
+        }
+        if self.feature_weight > 0:
+            terms["distill_features"] = self.feature_weight * feature_distillation_loss(fused, target.fused)
+        return terms
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "old_domains": list(self.old_domains),
+            "teacher": None if self.teacher is None else self.teacher.state_dict(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.old_domains = list(state_dict.get("old_domains", []))
+        self._pending_teacher = state_dict.get("teacher")
+
+    def restore_teacher(self, module: LifelongDepthModule) -> None:
+        """After a resume, rebuild the frozen teacher from the saved weights."""
+        state = getattr(self, "_pending_teacher", None)
+        if state is None:
+            return
+        teacher = copy.deepcopy(module.net)
+        teacher.load_state_dict(state)
+        self.teacher = freeze(teacher)
+        self._pending_teacher = None
+
+
+def freeze(net: MultiDomainDepthNet) -> MultiDomainDepthNet:
+    """Eval mode (BN uses running statistics) and no gradients."""
+    net.eval()
+    for parameter in net.parameters():
+        parameter.requires_grad_(False)
+    return net

@@ -1,0 +1,177 @@
+"""Replay: a small exemplar memory per learned domain, rehearsed through that domain's head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lifelong_monodepth.data.dataset import DepthDataset
+from lifelong_monodepth.data.index import IndexRow, read_index
+from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
+from lifelong_monodepth.training.losses import uncertainty_depth_loss
+
+if TYPE_CHECKING:
+    from lifelong_monodepth.data.datamodule import LifelongDataModule
+    from lifelong_monodepth.training.module import LifelongDepthModule
+
+SELECTIONS = ("random", "first")
+SOURCES = ("index", "train")
+
+
+class ReplayBuffer:
+    """Which rows of each domain are kept as exemplars (row paths, so a checkpoint carries them)."""
+
+    def __init__(self, capacity_per_domain: int = 500, selection: str = "random", seed: int = 0) -> None:
+        if selection not in SELECTIONS:
+            raise ValueError(f"replay selection must be one of {SELECTIONS}, got {selection!r}")
+        self.capacity = int(capacity_per_domain)
+        self.selection = selection
+        self.seed = seed
+        self.rows: dict[str, list[IndexRow]] = {}
+
+    def add_domain(self, letter: str, candidates: Sequence[IndexRow]) -> list[IndexRow]:
+        """Choose up to ``capacity`` exemplars of a domain among ``candidates``."""
+        candidates = list(candidates)
+        count = min(self.capacity, len(candidates))
+        if self.selection == "random":
+            rng = np.random.default_rng([self.seed, ord(letter)])
+            picked = sorted(rng.choice(len(candidates), size=count, replace=False).tolist())
+        else:
+            picked = list(range(count))
+        self.rows[letter] = [candidates[i] for i in picked]
+        return self.rows[letter]
+
+    def __contains__(self, letter: str) -> bool:
+        return letter in self.rows
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self.rows.values())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {letter: [(str(r.rgb), str(r.depth)) for r in rows] for letter, rows in self.rows.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        from pathlib import Path
+
+        self.rows = {letter: [IndexRow(Path(a), Path(b)) for a, b in rows] for letter, rows in state.items()}
+
+
+class ReplayCallback(LifelongStrategy):
+    """Each training step adds, per old domain, a replay batch through that domain's head.
+
+    ``source="index"`` takes exemplars from the domain's ``replay`` CSV (the paper's fixed
+    subsets); ``"train"`` samples them from its training set at the end of its stage.
+    ``every_step=True`` (default) cycles the memory so every step rehearses; ``False`` matches
+    the original scripts, whose replay iterator ran dry after one pass per epoch.
+    """
+
+    def __init__(
+        self,
+        memory_per_domain: int = 500,
+        batch_size: int = 4,
+        selection: str = "random",
+        source: str = "index",
+        every_step: bool = True,
+        weight: float = 10.0,
+        domain_weights: Mapping[str, float] | None = None,
+        position_weights: Sequence[float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(weight, domain_weights, position_weights)
+        if source not in SOURCES:
+            raise ValueError(f"replay source must be one of {SOURCES}, got {source!r}")
+        self.buffer = ReplayBuffer(memory_per_domain, selection, seed)
+        self.batch_size = batch_size
+        self.source = source
+        self.every_step = every_step
+        self.seed = seed
+        self.learned: list[str] = []
+        self._datasets: dict[str, DepthDataset] = {}
+        self._iterators: dict[str, Iterator[dict[str, Any]] | None] = {}
+        self._epochs: dict[str, int] = {}
+        self.last_batches: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ stage bookkeeping
+    def on_stage_start(self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule) -> None:
+        super().on_stage_start(stage, module, datamodule)
+        self._datasets = {}
+        for letter in self.learned:
+            domain = datamodule.domain(letter)
+            self._datasets[letter] = DepthDataset(
+                domain, "replay", train=True, on_error=datamodule.on_error, seed=self.seed, rows=self.buffer.rows[letter]
+            )
+        self._iterators = {letter: None for letter in self._datasets}
+        self._epochs = {letter: 0 for letter in self._datasets}
+
+    def on_stage_end(self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule) -> None:
+        for letter in stage.current:
+            domain = datamodule.domain(letter)
+            if self.source == "index":
+                candidates = read_index(domain.index_path("replay"), domain.root)
+            else:
+                candidates = datamodule.dataset(letter, "train").rows
+            self.buffer.add_domain(letter, candidates)
+            if letter not in self.learned:
+                self.learned.append(letter)
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if not self.every_step:  # original behaviour: a fresh single pass each epoch
+            self._iterators = {letter: None for letter in self._datasets}
+
+    # ---------------------------------------------------------------------------- batches
+    def _loader(self, letter: str) -> Iterator[dict[str, Any]]:
+        from torch.utils.data import DataLoader
+
+        from lifelong_monodepth.data.sampling import EpochIndexedDataset, EpochSeededSampler
+
+        dataset = EpochIndexedDataset([self._datasets[letter]])
+        sampler = EpochSeededSampler(len(dataset), self.seed * 7919 + ord(letter))
+        sampler.set_epoch(self._epochs[letter])
+        self._epochs[letter] += 1
+        return iter(DataLoader(dataset, batch_size=min(self.batch_size, len(dataset)), sampler=sampler, drop_last=True))
+
+    def next_batch(self, letter: str) -> dict[str, Any] | None:
+        """Next replay batch of a domain; ``None`` when a single-pass epoch has run dry."""
+        iterator = self._iterators.get(letter)
+        if iterator is None:
+            iterator = self._iterators[letter] = self._loader(letter)
+        try:
+            return next(iterator)
+        except StopIteration:
+            if not self.every_step:
+                return None
+            self._iterators[letter] = self._loader(letter)
+            return next(self._iterators[letter])
+
+    def extra_loss(self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor) -> dict[str, Tensor]:
+        terms: dict[str, Tensor] = {}
+        for letter in self._datasets:
+            replay = self.next_batch(letter)
+            if replay is None:
+                continue
+            self.last_batches[letter] = replay
+            images = replay["image"].to(module.device)
+            out = module.net(images, domains=[letter])
+            loss = uncertainty_depth_loss(
+                out.depth[letter], out.log_var[letter], replay["depth"].to(module.device), replay["mask"].to(module.device)
+            )
+            terms[f"replay_{letter}"] = self.weight_for(letter, self.learned) * loss
+        return terms
+
+    # -------------------------------------------------------------------- checkpoint state
+    def state_dict(self) -> dict[str, Any]:
+        return {"buffer": self.buffer.state_dict(), "learned": list(self.learned), "epochs": dict(self._epochs)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.buffer.load_state_dict(state_dict["buffer"])
+        self.learned = list(state_dict["learned"])
+        self._epochs = dict(state_dict.get("epochs", {}))
+
+
+def stack_replay_images(batches: Mapping[str, Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+    """Images of the last replay batch of each domain (used by tests and diagnostics)."""
+    return {letter: batch["image"] for letter, batch in batches.items()}

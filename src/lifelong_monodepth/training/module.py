@@ -1,0 +1,217 @@
+"""``LifelongDepthModule``: the Lightning wrapper around the multi-domain network."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from lifelong_monodepth.data.domain import DomainConfig
+from lifelong_monodepth.lifelong.base import LifelongStrategy
+from lifelong_monodepth.models.network import MultiDomainDepthNet, NetOutput
+from lifelong_monodepth.training.losses import uncertainty_depth_loss, upsample_to
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4, "weight_decay": 1e-4}
+DEFAULT_SCHEDULER = {"_target_": "torch.optim.lr_scheduler.StepLR", "_partial_": True, "step_size": 5, "gamma": 0.5}
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+class LifelongDepthModule(pl.LightningModule):
+    """Trains the current domain's head with the uncertainty loss plus each strategy's terms.
+
+    A checkpoint of this module is enough for inference: besides the weights it carries the
+    network config (``hparams``), and in ``checkpoint["lifelong"]`` the learned domains with
+    their depth ranges, input sizes and crops, and the domain selector's state.
+    """
+
+    def __init__(
+        self,
+        net: Mapping[str, Any],
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        freeze_old_head_bn: bool = True,
+        max_bad_steps: int = 10,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net: MultiDomainDepthNet = _instantiate(net)
+        self.domain_info: dict[str, dict[str, Any]] = {}
+        self.learned: list[str] = []
+        self.current: list[str] = []
+        self.selector_state: dict[str, Any] = {}
+        self.bad_steps = 0
+        self.bad_steps_total = 0
+        self._val_metrics: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------------------- domains
+    def add_domain(self, domain: DomainConfig, reinit: bool = False) -> None:
+        """Grow (or with ``reinit``, rebuild) the head of a domain and remember its metadata."""
+        self.net.add_domain(domain.letter, domain.min_depth, domain.max_depth, reinit=reinit)
+        self.domain_info[domain.letter] = {
+            "letter": domain.letter,
+            "name": domain.name,
+            "min_depth": domain.min_depth,
+            "max_depth": domain.max_depth,
+            "input_size": list(domain.input_size),
+            "eval_crop": domain.eval_crop,
+        }
+
+    def set_current(self, letters: Sequence[str]) -> None:
+        self.current = list(letters)
+
+    def mark_learned(self, letters: Sequence[str]) -> None:
+        for letter in letters:
+            if letter not in self.learned:
+                self.learned.append(letter)
+
+    def forward(self, images: Tensor, domains: Sequence[str] | None = None) -> NetOutput:
+        return self.net(images, domains)
+
+    def predict_depth(self, images: Tensor, letter: str, size: tuple[int, int] | None = None) -> Tensor:
+        """Metric depth from one head, upsampled to ``size`` (e.g. the ground truth's)."""
+        out = self.net(images, domains=[letter])
+        depth = out.depth[letter]
+        return upsample_to(depth, size) if size is not None else depth
+
+    # --------------------------------------------------------------------------- training
+    def strategies(self) -> list[LifelongStrategy]:
+        if self._trainer is None:
+            return []
+        return [cb for cb in self.trainer.callbacks if isinstance(cb, LifelongStrategy)]
+
+    def on_train_epoch_start(self) -> None:
+        if self.hparams.freeze_old_head_bn:
+            # Old heads only see the current domain through distillation: letting their BatchNorm
+            # statistics follow that domain would shift them away from their own data.
+            for letter, head in self.net.heads.items():
+                if letter not in self.current:
+                    for module in head.modules():
+                        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                            module.eval()
+
+    def current_loss(self, batch: Mapping[str, Any], fused: Tensor) -> Tensor:
+        """Depth loss of the current domain(s); a mixed (joint) batch is split by domain."""
+        letters = list(batch["domain"])
+        losses = []
+        for letter in dict.fromkeys(letters):
+            rows = torch.tensor([i for i, value in enumerate(letters) if value == letter], device=fused.device)
+            out = self.net.run_heads(fused.index_select(0, rows), [letter])
+            losses.append(
+                uncertainty_depth_loss(
+                    out.depth[letter],
+                    out.log_var[letter],
+                    batch["depth"].index_select(0, rows),
+                    batch["mask"].index_select(0, rows),
+                )
+            )
+        return torch.stack(losses).mean()
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor | None:
+        fused = self.net.encode(batch["image"])
+        terms = {"depth": self.current_loss(batch, fused)}
+        for strategy in self.strategies():
+            terms.update(strategy.extra_loss(self, batch, fused))
+        total = torch.stack(list(terms.values())).sum()
+        batch_size = batch["image"].shape[0]
+        if not torch.isfinite(total):
+            return self._bad_step(f"non-finite loss ({ {k: float(v) for k, v in terms.items()} })")
+        self.bad_steps = 0
+        for name, value in terms.items():
+            self.log(f"train/{name}", value.detach(), batch_size=batch_size)
+        self.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
+        return total
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads and not all(torch.isfinite(g).all() for g in grads):
+            for p in self.parameters():
+                p.grad = None  # Adam skips parameters without a gradient: the step becomes a no-op
+            self._bad_step("non-finite gradient")
+
+    def _bad_step(self, reason: str) -> None:
+        self.bad_steps += 1
+        self.bad_steps_total += 1
+        log.warning("Skipping step %d: %s (%d in a row)", self.global_step, reason, self.bad_steps)
+        self.log("train/skipped_steps", float(self.bad_steps_total))
+        if self.bad_steps >= self.hparams.max_bad_steps:
+            raise NonFiniteLossError(
+                f"{self.bad_steps} consecutive training steps had a {reason}. Lower the learning rate "
+                "(optimizer.lr), check the data for corrupt depth, or raise max_bad_steps."
+            )
+        return None
+
+    # ------------------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        from lifelong_monodepth.evaluation.metrics import DepthMetrics
+
+        self._val_metrics = {
+            letter: DepthMetrics(
+                min_depth=self.domain_info[letter]["min_depth"],
+                max_depth=self.domain_info[letter]["max_depth"],
+                crop=self.domain_info[letter]["eval_crop"],
+            ).to(self.device)
+            for letter in self.current
+        }
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        letter = batch["domain"][0]
+        depth = self.predict_depth(batch["image"], letter, tuple(batch["depth"].shape[-2:]))
+        self._val_metrics[letter].update(depth, batch["depth"])
+
+    def on_validation_epoch_end(self) -> None:
+        for letter, metric in self._val_metrics.items():
+            values = metric.compute()
+            for name in ("abs_rel", "rmse", "delta1"):
+                self.log(f"val/{letter}/{name}", values[name], add_dataloader_idx=False)
+        if self.current:
+            self.log("val/rmse", torch.stack([m.compute()["rmse"] for m in self._val_metrics.values()]).mean())
+
+    # ---------------------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = instantiate(self.hparams.optimizer or DEFAULT_OPTIMIZER)(params)
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler = instantiate(self.hparams.scheduler)(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # ----------------------------------------------------------------------------- checkpoint
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["lifelong"] = {
+            "domains": [self.domain_info[letter] for letter in self.net.domains],
+            "learned": list(self.learned),
+            "current": list(self.current),
+            "selector": self.selector_state,
+            "bad_steps_total": self.bad_steps_total,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Re-grow the heads listed in the checkpoint so its state dict fits (no training config needed)."""
+        info = checkpoint.get("lifelong", {})
+        for domain in info.get("domains", []):
+            if domain["letter"] not in self.net.heads:
+                self.net.add_domain(domain["letter"], domain["min_depth"], domain["max_depth"])
+            self.domain_info[domain["letter"]] = dict(domain)
+        self.learned = list(info.get("learned", []))
+        self.current = list(info.get("current", []))
+        self.selector_state = dict(info.get("selector", {}))
+        self.bad_steps_total = int(info.get("bad_steps_total", 0))
+
+
+def _instantiate(cfg: Any) -> Any:
+    if isinstance(cfg, torch.nn.Module):
+        return cfg
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    return instantiate(dict(cfg), _recursive_=False, _convert_="all")

@@ -1,0 +1,299 @@
+"""Run a lifelong sequence stage after stage: ``python run.py order=NKS``.
+
+For each stage: switch the DataModule's domain, grow a head, fit (one Trainer per stage),
+let the strategies update (replay memory, …), fit the domain selector, write the stage
+checkpoint (``N.ckpt``, ``NK.ckpt``, ``NKS.ckpt``) and evaluate every domain. A run directory
+that already holds finished stages is resumed: finished stages are loaded, not repeated.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lifelong_monodepth.data.datamodule import LifelongDataModule
+from lifelong_monodepth.data.domain import DomainConfig, domains_from_config
+from lifelong_monodepth.data.errors import ConfigError
+from lifelong_monodepth.evaluation.evaluate import DomainEvaluation, evaluate_domains
+from lifelong_monodepth.evaluation.results import ResultsTable
+from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
+from lifelong_monodepth.models.selection import DomainSelector, fit_selector_state, pooled_features
+from lifelong_monodepth.training.checkpointing import ResumeCheckpoint, load_checkpoint_file, save_checkpoint_atomic
+from lifelong_monodepth.training.module import LifelongDepthModule
+from lifelong_monodepth.training.order import resolve_order, stage_names
+
+log = logging.getLogger(__name__)
+ENCODER_STRIDE = 32
+
+
+@dataclass
+class SequenceResult:
+    output_dir: Path
+    order: list[str]
+    stages: list[Stage]
+    checkpoints: dict[str, Path] = field(default_factory=dict)
+    table: ResultsTable | None = None
+
+
+def _container(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+# ------------------------------------------------------------------------------ preparation
+def check_config(cfg: DictConfig) -> tuple[dict[str, DomainConfig], list[str]]:
+    """Everything that can be wrong in the configuration is reported here, before any training."""
+    if "domains" not in cfg or not cfg.domains:
+        raise ConfigError("No `domains` configured: choose a benchmark (benchmark=synthetic or benchmark=real).")
+    domains = domains_from_config(cfg.domains)
+    order = resolve_order(str(cfg.order), domains, Path(cfg.paths.conf_dir) / "orders")
+    for letter in order:
+        height, width = domains[letter].input_size
+        if height % ENCODER_STRIDE or width % ENCODER_STRIDE:
+            raise ConfigError(
+                f"domains.{letter}.input_size={[height, width]} is not divisible by the encoder stride "
+                f"{ENCODER_STRIDE}; use e.g. {[_round(height), _round(width)]}."
+            )
+    return domains, order
+
+
+def _round(size: int) -> int:
+    return max(ENCODER_STRIDE, int(round(size / ENCODER_STRIDE)) * ENCODER_STRIDE)
+
+
+def ensure_benchmark(cfg: DictConfig, domains: dict[str, DomainConfig], order: list[str]) -> None:
+    """Generate the embedded synthetic benchmark when it is configured and missing."""
+    benchmark = cfg.get("benchmark") or {}
+    if not benchmark.get("generate", False):
+        return
+    missing = [d for d in order if not all(path.is_file() for path in domains[d].index.values())]
+    if not missing:
+        return
+    from lifelong_monodepth.data.synthetic import generate_benchmark
+
+    log.info("Synthetic benchmark missing for %s: generating it.", "".join(missing))
+    generate_benchmark(
+        data_dir=cfg.paths.data_dir,
+        index_dir=cfg.paths.index_dir,
+        seed=int(benchmark.get("seed", 0)),
+        counts=_container(benchmark.get("counts")),
+    )
+
+
+def build_module(cfg: DictConfig) -> LifelongDepthModule:
+    model = cfg.model
+    return LifelongDepthModule(
+        net=_container(model.net),
+        optimizer=_container(model.get("optimizer")),
+        scheduler=_container(model.get("scheduler")),
+        freeze_old_head_bn=bool(model.get("freeze_old_head_bn", True)),
+        max_bad_steps=int(model.get("max_bad_steps", 10)),
+    )
+
+
+def build_strategies(cfg: DictConfig) -> list[LifelongStrategy]:
+    strategies = []
+    for name, node in (cfg.strategy.get("callbacks") or {}).items():
+        if node is None:
+            continue
+        strategy = instantiate(node, _convert_="all")
+        if not isinstance(strategy, LifelongStrategy):
+            raise ConfigError(f"strategy.callbacks.{name} must be a LifelongStrategy, got {type(strategy).__name__}.")
+        strategies.append(strategy)
+    return strategies
+
+
+def plan_stages(order: list[str], joint: bool) -> list[Stage]:
+    if joint:
+        return [Stage(index=0, name="".join(order), current=list(order), previous=[])]
+    names = stage_names(order)
+    return [Stage(index=i, name=names[i], current=[order[i]], previous=order[:i]) for i in range(len(order))]
+
+
+# --------------------------------------------------------------------------------- the run
+class SequenceRunner:
+    """Holds what lives across stages: the module, the strategies, the datamodule, the results."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.domains, self.order = check_config(cfg)
+        self.output_dir = Path(cfg.paths.output_dir)
+        self.ckpt_dir = self.output_dir / "checkpoints"
+        self.results_dir = self.output_dir / "results"
+        self.evaluation = cfg.get("evaluation") or {}
+        ensure_benchmark(cfg, self.domains, self.order)
+        pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+        self.datamodule: LifelongDataModule = instantiate(
+            cfg.data, domains={letter: self.domains[letter] for letter in self.order}, _convert_="all"
+        )
+        self.module = build_module(cfg)
+        self.strategies = build_strategies(cfg)
+        self.stages = plan_stages(self.order, bool(cfg.strategy.get("joint", False)))
+        self.table = ResultsTable.load_or_new(
+            self.results_dir, order=self.order, strategy=str(cfg.strategy.name),
+            protocol=str(self.evaluation.get("protocol", "standard")),
+        )
+        self.wandb = None
+
+    # --------------------------------------------------------------------------- helpers
+    def _loggers(self, stage: Stage) -> list[Any]:
+        loggers = []
+        for name, node in (self.cfg.get("logger") or {}).items():
+            if node is None:
+                continue
+            if name == "wandb":
+                if self.wandb is None:
+                    self.wandb = instantiate(node)
+                loggers.append(self.wandb)
+            else:
+                loggers.append(instantiate(node, version=stage.name))
+        return loggers
+
+    def _callbacks(self, stage: Stage) -> list[pl.Callback]:
+        standard = [instantiate(node) for node in (self.cfg.get("callbacks") or {}).values() if node is not None]
+        every = int((self.cfg.get("checkpoint") or {}).get("every_n_steps", 0))
+        resume = ResumeCheckpoint(self.stage_resume_path(stage), every_n_steps=every)
+        return [*self.strategies, *standard, resume]
+
+    def stage_checkpoint(self, stage: Stage) -> Path:
+        return self.ckpt_dir / f"{stage.name}.ckpt"
+
+    def stage_resume_path(self, stage: Stage) -> Path:
+        return self.ckpt_dir / "resume" / stage.name / "last.ckpt"
+
+    def selector(self) -> DomainSelector | None:
+        node = self.cfg.get("selector") or {}
+        name = node.get("name", "prototype")
+        if name in (None, "none"):
+            return None
+        return DomainSelector(name, self.module.selector_state, grid=int(node.get("grid", 4)))
+
+    # ---------------------------------------------------------------------------- stages
+    def prepare_stage(self, stage: Stage) -> None:
+        self.datamodule.set_current(stage.current)
+        self.module.set_current(stage.current)
+        for letter in stage.current:
+            self.module.add_domain(self.domains[letter])
+        if self.cfg.get("reinit_old_heads", False):
+            for letter in stage.previous:
+                self.module.add_domain(self.domains[letter], reinit=True)
+
+    def fit_selector(self) -> None:
+        """Pooled fused features of every learned domain's replay images → prototypes, classifier."""
+        node = self.cfg.get("selector") or {}
+        limit = int(node.get("max_images", 64))
+        grid = int(node.get("grid", 4))
+        net = self.module.net
+        was_training = net.training
+        net.eval()
+        features = {}
+        with torch.no_grad():
+            for letter in self.module.learned:
+                split = "replay" if "replay" in self.domains[letter].index else "train"
+                chunks, seen = [], 0
+                for batch in self.datamodule.eval_loader(letter, split):
+                    chunks.append(pooled_features(net.encode(batch["image"].to(self.module.device)), grid).cpu())
+                    seen += len(batch["image"])
+                    if seen >= limit:
+                        break
+                features[letter] = torch.cat(chunks)[:limit]
+        net.train(was_training)
+        self.module.selector_state = fit_selector_state(features, grid, seed=int(self.cfg.seed))
+
+    def evaluate(self, stage_name: str, letters: list[str]) -> dict[str, DomainEvaluation]:
+        selector = self.selector()
+        results = evaluate_domains(
+            self.module, self.datamodule, letters, selector,
+            protocol=str(self.evaluation.get("protocol", "standard")),
+            split=str(self.evaluation.get("split", "test")),
+            limit_batches=self.evaluation.get("limit_batches"),
+        )
+        self.table.add_stage(stage_name, results)
+        return results
+
+    def evaluate_reference(self) -> None:
+        """An untrained model (fresh heads on the initial encoder): the floor every stage must beat."""
+        if "init" in self.table.stages or not self.evaluation.get("reference_init", True):
+            return
+        reference = copy.deepcopy(self.module)
+        with torch.random.fork_rng():
+            for letter in self.order:
+                reference.add_domain(self.domains[letter])
+        results = evaluate_domains(
+            reference, self.datamodule, self.order, None,
+            protocol=str(self.evaluation.get("protocol", "standard")),
+            split=str(self.evaluation.get("split", "test")),
+            limit_batches=self.evaluation.get("limit_batches"),
+        )
+        self.table.add_stage("init", results)
+        self.table.save(self.results_dir)
+
+    def restore_stage(self, stage: Stage) -> None:
+        """Load a finished stage's checkpoint into the module and the strategies (resume)."""
+        checkpoint = load_checkpoint_file(self.stage_checkpoint(stage))
+        self.prepare_stage(stage)
+        self.module.on_load_checkpoint(checkpoint)
+        self.module.load_state_dict(checkpoint["state_dict"])
+        for strategy in self.strategies:
+            state = checkpoint.get("callbacks", {}).get(strategy.state_key)
+            if state is not None:
+                strategy.load_state_dict(state)
+        self.module.mark_learned(stage.current)
+
+    def run_stage(self, stage: Stage) -> None:
+        self.prepare_stage(stage)
+        for strategy in self.strategies:
+            strategy.on_stage_start(stage, self.module, self.datamodule)
+        resume_path = self.stage_resume_path(stage)
+        ckpt_path = None
+        if resume_path.is_file():
+            load_checkpoint_file(resume_path)  # rejects a truncated file with a clear message
+            ckpt_path = str(resume_path)
+            log.info("Resuming stage %s from %s", stage.name, resume_path)
+        trainer: pl.Trainer = instantiate(
+            self.cfg.trainer, callbacks=self._callbacks(stage), logger=self._loggers(stage) or False,
+            default_root_dir=str(self.output_dir),
+        )
+        trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=ckpt_path)
+        if self.wandb is not None:
+            self.wandb.step_offset += trainer.global_step
+        for strategy in self.strategies:
+            strategy.on_stage_end(stage, self.module, self.datamodule)
+        self.module.mark_learned(stage.current)
+        self.fit_selector()
+        save_checkpoint_atomic(trainer, self.stage_checkpoint(stage))
+        if resume_path.is_file():
+            resume_path.unlink()
+
+    def run(self) -> SequenceResult:
+        result = SequenceResult(self.output_dir, self.order, self.stages)
+        self.evaluate_reference()
+        for stage in self.stages:
+            checkpoint = self.stage_checkpoint(stage)
+            if checkpoint.is_file():
+                log.info("Stage %s already finished: loading %s", stage.name, checkpoint)
+                self.restore_stage(stage)
+            else:
+                log.info("Stage %d/%d: learning %s", stage.index + 1, len(self.stages), "".join(stage.current))
+                self.run_stage(stage)
+            if stage.name not in self.table.stages:
+                letters = self.order if self.evaluation.get("evaluate_unseen", True) else stage.seen
+                self.evaluate(stage.name, letters)
+                self.table.save(self.results_dir)
+            result.checkpoints[stage.name] = checkpoint
+        self.table.finalise(self.results_dir)
+        if self.wandb is not None:
+            self.table.log_to(self.wandb)
+        result.table = self.table
+        return result
+
+
+def run_sequence(cfg: DictConfig) -> SequenceResult:
+    return SequenceRunner(cfg).run()
