@@ -1,0 +1,67 @@
+"""The multi-domain network: head growth, selective head execution, depth ranges, fusion shapes."""
+
+import pytest
+import torch
+
+from lifelong_monodepth.models.encoder import Encoder
+from lifelong_monodepth.models.heads import DomainPredictor
+from lifelong_monodepth.models.network import MultiDomainDepthNet
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    torch.manual_seed(0)
+    return Encoder("resnet18", pretrained=False)
+
+
+def make_net(encoder: Encoder) -> MultiDomainDepthNet:
+    import copy
+
+    return MultiDomainDepthNet(copy.deepcopy(encoder), fusion={"mid_channels": 8, "out_channels": 16},
+                               head={"hidden_channels": 8})
+
+
+def test_fused_features_at_half_resolution_and_heads_in_range(encoder: Encoder) -> None:
+    net = make_net(encoder).eval()
+    net.add_domain("N", 0.1, 10.0)
+    net.add_domain("K", 0.5, 80.0)
+    out = net(torch.rand(2, 3, 64, 96))
+    assert out.fused.shape == (2, 16, 32, 48)
+    assert out.depth["N"].shape == out.log_var["N"].shape == (2, 1, 32, 48)
+    assert 0.1 <= float(out.depth["N"].min()) and float(out.depth["N"].max()) <= 10.0
+    assert 0.5 <= float(out.depth["K"].min()) and float(out.depth["K"].max()) <= 80.0
+
+
+def test_adding_a_head_keeps_old_heads_bit_identical(encoder: Encoder) -> None:
+    net = make_net(encoder)
+    net.add_domain("N", 0.1, 10.0)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.add_domain("K", 0.5, 80.0)
+    after = net.state_dict()
+    for key, value in before.items():
+        assert torch.equal(after[key], value), key
+    assert any(k.startswith("heads.K.") for k in after)
+    head = net.heads["N"]
+    assert net.add_domain("N", 0.1, 10.0) is head  # re-adding keeps the trained head
+
+
+def test_only_requested_heads_run(encoder: Encoder) -> None:
+    net = make_net(encoder).eval()
+    for letter in "NKS":
+        net.add_domain(letter, 0.1, 10.0)
+    calls: dict[str, int] = {letter: 0 for letter in "NKS"}
+    for letter in "NKS":
+        net.heads[letter].register_forward_hook(lambda *_, letter=letter: calls.__setitem__(letter, calls[letter] + 1))
+    out = net(torch.rand(1, 3, 64, 64), domains=["K"])
+    assert calls == {"N": 0, "K": 1, "S": 0}
+    assert list(out.depth) == ["K"]
+    net(torch.rand(1, 3, 64, 64))
+    assert calls == {"N": 1, "K": 2, "S": 1}
+    with pytest.raises(KeyError, match="No head for domain 'X'"):
+        net(torch.rand(1, 3, 64, 64), domains=["X"])
+
+
+def test_head_parameter_count_matches_the_paper() -> None:
+    """The paper's head (64 channels in, 5×5 convs) has 208,258 parameters."""
+    head = DomainPredictor(in_channels=64, hidden_channels=64, kernel_size=5)
+    assert sum(p.numel() for p in head.parameters()) == 208_258
