@@ -9,6 +9,7 @@ import lifelong_monodepth  # noqa: F401  (applies the torchvision workaround)
 
 from pathlib import Path  # noqa: E402
 
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -53,3 +54,59 @@ def make_domain(
 @pytest.fixture
 def tiny_domain(tmp_path: Path) -> DomainConfig:
     return make_domain(tmp_path)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LMD_ROOT", str(ROOT))
+
+FAST_OVERRIDES = [
+    "logger=csv",
+    "callbacks=none",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.log_every_n_steps=1",
+    "data.batch_size=2",
+    "data.eval_batch_size=4",
+    "checkpoint.every_n_steps=0",
+    "model.net.fusion.mid_channels=8",
+    "model.net.fusion.out_channels=16",
+    "model.net.head.hidden_channels=8",
+    "strategy.callbacks.replay.batch_size=2",
+    "selector.max_images=4",
+    "benchmark.generate=false",
+]
+
+
+def compose_config(output_dir: Path, overrides: list[str], domains: dict[str, DomainConfig] | None = None):
+    """The real config tree, composed like run.py does, with tiny domains swapped in."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf, open_dict
+
+    from lifelong_monodepth.cli.main import config_dir, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=[f"paths.output_dir={output_dir}", *overrides])
+    if domains is not None:
+        with open_dict(cfg):
+            cfg.domains = OmegaConf.create({
+                letter: {
+                    "letter": d.letter, "name": d.name, "root": str(d.root),
+                    "index": {k: str(v) for k, v in d.index.items()}, "depth_scale": d.depth_scale,
+                    "min_depth": d.min_depth, "max_depth": d.max_depth, "input_size": list(d.input_size),
+                    "eval_crop": d.eval_crop, "augment": d.augment,
+                }
+                for letter, d in domains.items()
+            })
+    return cfg
+
+
+@pytest.fixture
+def tiny_domains(tmp_path: Path) -> dict[str, DomainConfig]:
+    data = tmp_path / "data"
+    return {
+        "N": make_domain(data, "N", size=(32, 64), count=6),
+        "K": make_domain(data, "K", size=(32, 64), count=6, depth_scale=256.0, max_depth=80.0),
+        "S": make_domain(data, "S", size=(32, 64), count=6, max_depth=6.0),
+    }
