@@ -5,14 +5,12 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-import lifelong_monodepth  # noqa: F401  (applies the torchvision workaround)
-
 from pathlib import Path  # noqa: E402
-
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import lifelong_monodepth  # noqa: F401  (applies the torchvision workaround)
 from lifelong_monodepth.data.depth_io import write_depth_png, write_rgb  # noqa: E402
 from lifelong_monodepth.data.domain import DomainConfig  # noqa: E402
 from lifelong_monodepth.data.index import write_index  # noqa: E402
@@ -36,7 +34,9 @@ def make_domain(
     for i in range(count):
         ramp = np.linspace(1.0, max_depth * 0.8, height, dtype=np.float32)[:, None].repeat(width, 1)
         depth = ramp * (0.8 + 0.4 * rng.random())
-        image = np.clip(255 * depth[..., None] / max_depth * np.array([1.0, 0.6, 0.3]), 0, 255).astype(np.uint8)
+        image = np.clip(255 * depth[..., None] / max_depth * np.array([1.0, 0.6, 0.3]), 0, 255).astype(
+            np.uint8
+        )
         rgb_rel, depth_rel = f"{name}/{i:03d}_rgb.png", f"{name}/{i:03d}_depth.png"
         write_rgb(root / rgb_rel, image)
         write_depth_png(root / depth_rel, depth, depth_scale)
@@ -46,8 +46,16 @@ def make_domain(
         index[split] = root / "index" / name / f"{split}.csv"
         write_index(index[split], pairs)
     return DomainConfig(
-        letter=letter, name=name, root=root, index=index, depth_scale=depth_scale, min_depth=0.1,
-        max_depth=max_depth, input_size=size, eval_crop="none", augment=augment or [],
+        letter=letter,
+        name=name,
+        root=root,
+        index=index,
+        depth_scale=depth_scale,
+        min_depth=0.1,
+        max_depth=max_depth,
+        input_size=size,
+        eval_crop="none",
+        augment=augment or [],
     )
 
 
@@ -90,15 +98,23 @@ def compose_config(output_dir: Path, overrides: list[str], domains: dict[str, Do
         cfg = compose("config", overrides=[f"paths.output_dir={output_dir}", *overrides])
     if domains is not None:
         with open_dict(cfg):
-            cfg.domains = OmegaConf.create({
-                letter: {
-                    "letter": d.letter, "name": d.name, "root": str(d.root),
-                    "index": {k: str(v) for k, v in d.index.items()}, "depth_scale": d.depth_scale,
-                    "min_depth": d.min_depth, "max_depth": d.max_depth, "input_size": list(d.input_size),
-                    "eval_crop": d.eval_crop, "augment": d.augment,
+            cfg.domains = OmegaConf.create(
+                {
+                    letter: {
+                        "letter": d.letter,
+                        "name": d.name,
+                        "root": str(d.root),
+                        "index": {k: str(v) for k, v in d.index.items()},
+                        "depth_scale": d.depth_scale,
+                        "min_depth": d.min_depth,
+                        "max_depth": d.max_depth,
+                        "input_size": list(d.input_size),
+                        "eval_crop": d.eval_crop,
+                        "augment": d.augment,
+                    }
+                    for letter, d in domains.items()
                 }
-                for letter, d in domains.items()
-            })
+            )
     return cfg
 
 

@@ -6,11 +6,11 @@ import albumentations as A
 import numpy as np
 import pytest
 import torch
-from conftest import make_domain
 
+from conftest import make_domain
 from lifelong_monodepth.data.datamodule import LifelongDataModule
 from lifelong_monodepth.data.dataset import DepthDataset
-from lifelong_monodepth.data.depth_io import write_depth_png, write_rgb
+from lifelong_monodepth.data.depth_io import write_depth_png
 from lifelong_monodepth.data.domain import DomainConfig, domains_from_config
 from lifelong_monodepth.data.errors import ConfigError, DataError
 from lifelong_monodepth.data.index import read_index, write_index
@@ -42,7 +42,7 @@ def test_index_errors_name_the_file(tmp_path: Path) -> None:
 def test_sample_has_metric_depth_mask_and_domain(tiny_domain: DomainConfig) -> None:
     sample = DepthDataset(tiny_domain, "test")[0]
     assert sample["image"].shape == (3, 32, 48) and sample["image"].dtype == torch.float32
-    assert 0.0 <= float(sample["image"].min()) and float(sample["image"].max()) <= 1.0
+    assert float(sample["image"].min()) >= 0.0 and float(sample["image"].max()) <= 1.0
     assert sample["depth"].shape == (1, 32, 48)
     assert sample["domain"] == "N"
     assert bool(sample["mask"].all())  # dense ramp, all within max_depth
@@ -89,7 +89,10 @@ def test_joint_augmentation_keeps_image_and_depth_aligned() -> None:
 
 def test_augmentation_is_seeded_per_sample_and_epoch(tmp_path: Path) -> None:
     domain = make_domain(tmp_path, augment=[{"_target_": "albumentations.ColorJitter", "p": 1.0}])
-    a, b = DepthDataset(domain, "train", train=True, seed=3), DepthDataset(domain, "train", train=True, seed=3)
+    a, b = (
+        DepthDataset(domain, "train", train=True, seed=3),
+        DepthDataset(domain, "train", train=True, seed=3),
+    )
     assert torch.equal(a[1]["image"], b[1]["image"])
     b.epoch = 1
     assert not torch.equal(a[1]["image"], b[1]["image"])
@@ -144,8 +147,10 @@ def test_missing_listed_file_fails_before_training(tmp_path: Path) -> None:
 
 
 def test_datamodule_switches_domain(tmp_path: Path) -> None:
-    domains = {"N": make_domain(tmp_path, "N"), "K": make_domain(tmp_path, "K", size=(32, 64), depth_scale=256.0,
-                                                                   max_depth=80.0)}
+    domains = {
+        "N": make_domain(tmp_path, "N"),
+        "K": make_domain(tmp_path, "K", size=(32, 64), depth_scale=256.0, max_depth=80.0),
+    }
     module = LifelongDataModule(domains, batch_size=2, eval_batch_size=3)
     module.set_current(["N"])
     batch = next(iter(module.train_dataloader()))
@@ -175,8 +180,16 @@ def test_train_order_depends_only_on_seed_and_epoch(tmp_path: Path) -> None:
 
 
 def test_domain_config_validation_names_the_key() -> None:
-    base = {"letter": "N", "name": "n", "root": "/d", "index": {"train": "a", "test": "b"}, "depth_scale": 1000,
-            "min_depth": 0.1, "max_depth": 10, "input_size": [32, 32]}
+    base = {
+        "letter": "N",
+        "name": "n",
+        "root": "/d",
+        "index": {"train": "a", "test": "b"},
+        "depth_scale": 1000,
+        "min_depth": 0.1,
+        "max_depth": 10,
+        "input_size": [32, 32],
+    }
     assert domains_from_config({"N": base})["N"].depth_scale == 1000
     with pytest.raises(ConfigError, match=r"`domains.N` is missing \['depth_scale'\]"):
         domains_from_config({"N": {**base, "depth_scale": None}})

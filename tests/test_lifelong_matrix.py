@@ -17,18 +17,22 @@ from lifelong_monodepth.evaluation.lifelong_matrix import (
 NAN = float("nan")
 # RMSE (lower is better); rows: after N, after NK, after NKS; columns: N, K, S.
 # Above the diagonal: the metric before the domain was learned (forward transfer).
-RMSE = np.array([
-    [1.0, 5.0, 6.0],
-    [1.5, 2.0, 5.5],
-    [1.8, 2.1, 3.0],
-])
+RMSE = np.array(
+    [
+        [1.0, 5.0, 6.0],
+        [1.5, 2.0, 5.5],
+        [1.8, 2.1, 3.0],
+    ]
+)
 RMSE_INIT = np.array([7.0, 8.0, 9.0])
 # δ1 (higher is better)
-DELTA1 = np.array([
-    [0.90, 0.20, 0.10],
-    [0.80, 0.85, 0.30],
-    [0.70, 0.80, 0.95],
-])
+DELTA1 = np.array(
+    [
+        [0.90, 0.20, 0.10],
+        [0.80, 0.85, 0.30],
+        [0.70, 0.80, 0.95],
+    ]
+)
 DELTA1_INIT = np.array([0.05, 0.10, 0.15])
 
 

@@ -53,4 +53,6 @@ def test_distillation_matches_hand_computation() -> None:
     student_u = torch.tensor([[[[-2.0, 1.0, 2.0]]]])
     m, m_u = 2.0, 2.0  # median depth 2; median |u| of (2, 1, 4) = 2
     expected = ((0 + 1 / m + 0) + (0 + 0 + 2 / m_u)) / 3
-    assert math.isclose(float(distillation_loss(student_d, student_u, teacher_d, teacher_u)), expected, rel_tol=1e-6)
+    assert math.isclose(
+        float(distillation_loss(student_d, student_u, teacher_d, teacher_u)), expected, rel_tol=1e-6
+    )

@@ -212,8 +212,10 @@ def test_empty_image_in_a_batch_contributes_nothing() -> None:
         alone = DepthMetrics(MIN_DEPTH, MAX_DEPTH, reduction=reduction)
         padded = DepthMetrics(MIN_DEPTH, MAX_DEPTH, reduction=reduction)
         alone.update(tensor(PRED), tensor(TARGET))
-        padded.update(torch.cat([tensor(PRED), torch.full_like(tensor(PRED), 7.0)]),
-                      torch.cat([tensor(TARGET), torch.zeros_like(tensor(TARGET))]))
+        padded.update(
+            torch.cat([tensor(PRED), torch.full_like(tensor(PRED), 7.0)]),
+            torch.cat([tensor(TARGET), torch.zeros_like(tensor(TARGET))]),
+        )
         for name in METRIC_NAMES:
             assert float(alone.compute()[name]) == pytest.approx(float(padded.compute()[name])), name
 
@@ -247,7 +249,15 @@ def test_states_are_float64_sums_and_reset() -> None:
 
 def test_names_and_directions() -> None:
     assert METRIC_NAMES == (
-        "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "mae", "delta1", "delta2", "delta3",
+        "abs_rel",
+        "sq_rel",
+        "rmse",
+        "rmse_log",
+        "log10",
+        "mae",
+        "delta1",
+        "delta2",
+        "delta3",
     )
     assert {"delta1", "delta2", "delta3"}.isdisjoint(LOWER_IS_BETTER)
     assert set(METRIC_NAMES) - LOWER_IS_BETTER == {"delta1", "delta2", "delta3"}

@@ -17,8 +17,9 @@ def encoder() -> Encoder:
 def make_net(encoder: Encoder) -> MultiDomainDepthNet:
     import copy
 
-    return MultiDomainDepthNet(copy.deepcopy(encoder), fusion={"mid_channels": 8, "out_channels": 16},
-                               head={"hidden_channels": 8})
+    return MultiDomainDepthNet(
+        copy.deepcopy(encoder), fusion={"mid_channels": 8, "out_channels": 16}, head={"hidden_channels": 8}
+    )
 
 
 def test_fused_features_at_half_resolution_and_heads_in_range(encoder: Encoder) -> None:
@@ -28,8 +29,8 @@ def test_fused_features_at_half_resolution_and_heads_in_range(encoder: Encoder) 
     out = net(torch.rand(2, 3, 64, 96))
     assert out.fused.shape == (2, 16, 32, 48)
     assert out.depth["N"].shape == out.log_var["N"].shape == (2, 1, 32, 48)
-    assert 0.1 <= float(out.depth["N"].min()) and float(out.depth["N"].max()) <= 10.0
-    assert 0.5 <= float(out.depth["K"].min()) and float(out.depth["K"].max()) <= 80.0
+    assert float(out.depth["N"].min()) >= 0.1 and float(out.depth["N"].max()) <= 10.0
+    assert float(out.depth["K"].min()) >= 0.5 and float(out.depth["K"].max()) <= 80.0
 
 
 def test_adding_a_head_keeps_old_heads_bit_identical(encoder: Encoder) -> None:
@@ -51,7 +52,9 @@ def test_only_requested_heads_run(encoder: Encoder) -> None:
         net.add_domain(letter, 0.1, 10.0)
     calls: dict[str, int] = {letter: 0 for letter in "NKS"}
     for letter in "NKS":
-        net.heads[letter].register_forward_hook(lambda *_, letter=letter: calls.__setitem__(letter, calls[letter] + 1))
+        net.heads[letter].register_forward_hook(
+            lambda *_, letter=letter: calls.__setitem__(letter, calls[letter] + 1)
+        )
     out = net(torch.rand(1, 3, 64, 64), domains=["K"])
     assert calls == {"N": 0, "K": 1, "S": 0}
     assert list(out.depth) == ["K"]

@@ -23,7 +23,9 @@ def test_free_string_and_stage_names() -> None:
 
 
 def test_unknown_letter_lists_known_letters() -> None:
-    with pytest.raises(ConfigError, match=r"Unknown domain letter\(s\) 'X' in order='NXK'. Known letters: N, K, S"):
+    with pytest.raises(
+        ConfigError, match=r"Unknown domain letter\(s\) 'X' in order='NXK'. Known letters: N, K, S"
+    ):
         resolve_order("NXK", ["N", "K", "S"], CONF)
 
 

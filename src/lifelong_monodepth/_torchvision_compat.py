@@ -38,7 +38,9 @@ def _extension_loads() -> bool:
         return True  # torchvision absent: nothing to fix
     candidates = []
     for location in spec.submodule_search_locations:
-        candidates += glob.glob(os.path.join(location, "_C*.so")) + glob.glob(os.path.join(location, "_C*.pyd"))
+        candidates += glob.glob(os.path.join(location, "_C*.so")) + glob.glob(
+            os.path.join(location, "_C*.pyd")
+        )
     if not candidates:
         return False
     try:

@@ -16,8 +16,19 @@ from typing import Any
 import pandas as pd
 
 COLUMNS = [
-    "order", "strategy", "protocol", "avg_rmse", "avg_delta1", "avg_rmse_auto", "forgetting_rmse",
-    "forgetting_delta1", "bwt_rmse", "fwt_rmse", "selection_acc", "routing_gap_rmse", "run",
+    "order",
+    "strategy",
+    "protocol",
+    "avg_rmse",
+    "avg_delta1",
+    "avg_rmse_auto",
+    "forgetting_rmse",
+    "forgetting_delta1",
+    "bwt_rmse",
+    "fwt_rmse",
+    "selection_acc",
+    "routing_gap_rmse",
+    "run",
 ]
 
 

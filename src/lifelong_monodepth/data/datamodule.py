@@ -18,7 +18,7 @@ from lifelong_monodepth.data.dataset import DepthDataset
 from lifelong_monodepth.data.domain import DomainConfig, domains_from_config
 from lifelong_monodepth.data.errors import ConfigError, DataError
 from lifelong_monodepth.data.index import read_index
-from lifelong_monodepth.data.sampling import EpochIndexedDataset, EpochSeededSampler
+from lifelong_monodepth.data.sampling import EpochIndexedDataset, EpochSeededSampler, ResumableDataLoader
 
 
 class LifelongDataModule(pl.LightningDataModule):
@@ -62,7 +62,9 @@ class LifelongDataModule(pl.LightningDataModule):
 
     def domain(self, letter: str) -> DomainConfig:
         if letter not in self.domains:
-            raise ConfigError(f"Unknown domain letter {letter!r}; known letters: {''.join(sorted(self.domains))}.")
+            raise ConfigError(
+                f"Unknown domain letter {letter!r}; known letters: {''.join(sorted(self.domains))}."
+            )
         return self.domains[letter]
 
     # ---------------------------------------------------------------------------- datasets
@@ -81,7 +83,9 @@ class LifelongDataModule(pl.LightningDataModule):
                         "validation split. Add rows or give the domain a `val` index."
                     )
                 rows = rows[:-n_val] if split == "train" else rows[-n_val:]
-                dataset = DepthDataset(domain, "train", train=train, on_error=self.on_error, seed=self.seed, rows=rows)
+                dataset = DepthDataset(
+                    domain, "train", train=train, on_error=self.on_error, seed=self.seed, rows=rows
+                )
             else:
                 dataset = DepthDataset(domain, split, train=train, on_error=self.on_error, seed=self.seed)
             if self.check_files:
@@ -102,7 +106,9 @@ class LifelongDataModule(pl.LightningDataModule):
             raise RuntimeError("LifelongDataModule.set_current(...) must be called before training.")
         dataset = EpochIndexedDataset([self.dataset(letter, "train") for letter in self.current])
         stage_seed = self.seed * 31 + sum(ord(c) for c in "".join(self.current))
-        return self._loader(dataset, self.batch_size, EpochSeededSampler(len(dataset), stage_seed), self.drop_last)
+        return self._loader(
+            dataset, self.batch_size, EpochSeededSampler(len(dataset), stage_seed), self.drop_last
+        )
 
     def val_dataloader(self) -> list[DataLoader]:
         return [self.eval_loader(letter, "val") for letter in self.current]
@@ -123,7 +129,7 @@ class LifelongDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: Any, batch_size: int, sampler: Any, drop_last: bool) -> DataLoader:
         batch_size = min(batch_size, len(dataset)) if drop_last else batch_size
-        return DataLoader(
+        return ResumableDataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -137,8 +143,11 @@ class LifelongDataModule(pl.LightningDataModule):
 
 def _check_files_exist(dataset: DepthDataset) -> None:
     """Fail (or, with on_error=skip, only count) before training when listed files are missing."""
-    missing = [(row.rgb if not row.rgb.is_file() else row.depth) for row in dataset.rows
-               if not (row.rgb.is_file() and row.depth.is_file())]
+    missing = [
+        (row.rgb if not row.rgb.is_file() else row.depth)
+        for row in dataset.rows
+        if not (row.rgb.is_file() and row.depth.is_file())
+    ]
     if not missing:
         return
     index = dataset.domain.index.get(dataset.split, dataset.split)
@@ -146,7 +155,8 @@ def _check_files_exist(dataset: DepthDataset) -> None:
         shown = ", ".join(str(path) for path in missing[:3])
         raise DataError(
             f"{len(missing)} file(s) listed in {index} do not exist (first: {shown}). Fix the data root "
-            f"`domains.{dataset.domain.letter}.root` ({dataset.domain.root}) or the index, or set data.on_error=skip."
+            f"`domains.{dataset.domain.letter}.root` ({dataset.domain.root}) or the index, "
+            "or set data.on_error=skip."
         )
     for path in missing:
         dataset.skipped.setdefault(str(path), "missing file")

@@ -49,16 +49,24 @@ class DomainConfig:
             )
         letter = str(cfg["letter"])
         if len(letter) != 1 or not letter.isalpha() or not letter.isupper():
-            raise ConfigError(f"Domain `domains.{key}`: letter must be one upper-case letter, got {letter!r}.")
+            raise ConfigError(
+                f"Domain `domains.{key}`: letter must be one upper-case letter, got {letter!r}."
+            )
         index = cfg["index"]
         if not isinstance(index, Mapping) or "train" not in index or "test" not in index:
-            raise ConfigError(f"Domain `domains.{key}`: `index` must map at least `train` and `test` to CSV files.")
+            raise ConfigError(
+                f"Domain `domains.{key}`: `index` must map at least `train` and `test` to CSV files."
+            )
         depth_scale = float(cfg["depth_scale"])
         if depth_scale <= 0:
-            raise ConfigError(f"Domain `domains.{key}`: depth_scale must be > 0 (KITTI 256, NYU/ScanNet 1000).")
+            raise ConfigError(
+                f"Domain `domains.{key}`: depth_scale must be > 0 (KITTI 256, NYU/ScanNet 1000)."
+            )
         min_depth, max_depth = float(cfg["min_depth"]), float(cfg["max_depth"])
         if not 0 <= min_depth < max_depth:
-            raise ConfigError(f"Domain `domains.{key}`: need 0 <= min_depth < max_depth, got {min_depth}, {max_depth}.")
+            raise ConfigError(
+                f"Domain `domains.{key}`: need 0 <= min_depth < max_depth, got {min_depth}, {max_depth}."
+            )
         size = cfg["input_size"]
         if len(size) != 2 or min(int(s) for s in size) <= 0:
             raise ConfigError(f"Domain `domains.{key}`: input_size must be [height, width], got {size}.")
@@ -102,6 +110,8 @@ def domains_from_config(domains_cfg: Mapping[str, Any]) -> dict[str, DomainConfi
     for key, value in _to_dict(domains_cfg).items():
         domain = DomainConfig.from_config(value, key=str(key))
         if domain.letter != str(key):
-            raise ConfigError(f"Domain config `domains.{key}` declares letter {domain.letter!r}; they must match.")
+            raise ConfigError(
+                f"Domain config `domains.{key}` declares letter {domain.letter!r}; they must match."
+            )
         domains[domain.letter] = domain
     return domains

@@ -44,7 +44,9 @@ def read_index(index_path: str | Path, root: str | Path) -> list[IndexRow]:
                 raise DataError(f"Index {index_path}, line {line_number}: empty rgb or depth path.")
             rows.append(IndexRow(rgb=root / record["rgb"], depth=root / record["depth"]))
     if not rows:
-        raise DataError(f"Index {index_path} has no rows: list at least one `rgb,depth` pair below the header.")
+        raise DataError(
+            f"Index {index_path} has no rows: list at least one `rgb,depth` pair below the header."
+        )
     return rows
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lifelong_monodepth.data.dataset import DepthDataset
 
@@ -43,9 +43,14 @@ class EpochSeededSampler(Sampler[int]):
 
     def __init__(self, length: int, seed: int, shuffle: bool = True) -> None:
         self.length, self.seed, self.shuffle, self.epoch = length, seed, shuffle, 0
+        self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_from(self, epoch: int, skip: int) -> None:
+        """The next pass over ``epoch`` starts after its first ``skip`` samples (mid-epoch resume)."""
+        self._resume = (epoch, skip)
 
     def __len__(self) -> int:
         return self.length
@@ -56,5 +61,27 @@ class EpochSeededSampler(Sampler[int]):
             order = torch.randperm(self.length, generator=generator).tolist()
         else:
             order = list(range(self.length))
+        if self._resume is not None and self._resume[0] == self.epoch:
+            order = order[self._resume[1] :]
+        self._resume = None
         base = self.epoch * self.length
         return iter([base + i for i in order])
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader Lightning can checkpoint: it records how many batches of the epoch were consumed.
+
+    Lightning saves ``state_dict()`` in its checkpoints and calls ``load_state_dict`` before
+    iterating again, so a run resumed mid-epoch continues with exactly the batches it had not
+    seen (``consumed`` is set by the checkpoint callback, since prefetching makes the loader's
+    own count run ahead of training).
+    """
+
+    consumed: int = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(getattr(self.sampler, "epoch", 0)), "consumed": int(self.consumed)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if isinstance(self.sampler, EpochSeededSampler) and state:
+            self.sampler.resume_from(int(state["epoch"]), int(state["consumed"]) * int(self.batch_size or 1))

@@ -107,8 +107,12 @@ def evaluate_domains(
 
 def _info_from_domain(datamodule: LifelongDataModule, letter: str) -> dict[str, Any]:
     domain = datamodule.domain(letter)
-    return {"letter": letter, "min_depth": domain.min_depth, "max_depth": domain.max_depth,
-            "eval_crop": domain.eval_crop}
+    return {
+        "letter": letter,
+        "min_depth": domain.min_depth,
+        "max_depth": domain.max_depth,
+        "eval_crop": domain.eval_crop,
+    }
 
 
 def _to_floats(values: dict[str, torch.Tensor]) -> dict[str, float]:

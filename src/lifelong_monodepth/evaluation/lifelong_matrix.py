@@ -156,8 +156,14 @@ class LifelongMatrix:
             elif stage in stage_index:
                 matrix = metrics.setdefault(str(metric), np.full((len(stages), len(domains)), np.nan))
                 matrix[stage_index[stage], j] = float(value)
-        return cls(list(domains), list(stages), metrics, mode=mode, reference=reference,
-                   reference_stage=reference_stage)
+        return cls(
+            list(domains),
+            list(stages),
+            metrics,
+            mode=mode,
+            reference=reference,
+            reference_stage=reference_stage,
+        )
 
     def to_long(self) -> pd.DataFrame:
         """The long ``stage,domain,mode,metric,value`` table; NaN cells are left out (they mean "absent")."""

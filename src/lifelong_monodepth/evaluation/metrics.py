@@ -30,7 +30,15 @@ from torchmetrics import Metric
 from lifelong_monodepth.evaluation.crops import CROPS, crop_mask
 
 METRIC_NAMES: tuple[str, ...] = (
-    "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "mae", "delta1", "delta2", "delta3",
+    "abs_rel",
+    "sq_rel",
+    "rmse",
+    "rmse_log",
+    "log10",
+    "mae",
+    "delta1",
+    "delta2",
+    "delta3",
 )
 LOWER_IS_BETTER: frozenset[str] = frozenset({"abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "mae"})
 PROTOCOLS: tuple[str, ...] = ("standard", "paper")
@@ -41,7 +49,15 @@ EPS = 1e-3
 # Accumulated sums. Under ``pixel`` they are sums over valid pixels; under ``image`` sums over
 # images of per-image means (with ``sq_err``/``log_sq_err`` holding per-image RMSE / RMSE-log).
 _SUMS: tuple[str, ...] = (
-    "abs_rel", "sq_rel", "sq_err", "log_sq_err", "log10", "abs_err", "delta1", "delta2", "delta3",
+    "abs_rel",
+    "sq_rel",
+    "sq_err",
+    "log_sq_err",
+    "log10",
+    "abs_err",
+    "delta1",
+    "delta2",
+    "delta3",
 )
 
 

@@ -30,7 +30,9 @@ MATRIX_FILE = "lifelong_matrix.csv"
 
 
 class ResultsTable:
-    def __init__(self, order: list[str], strategy: str, protocol: str, rows: list[dict[str, Any]] | None = None):
+    def __init__(
+        self, order: list[str], strategy: str, protocol: str, rows: list[dict[str, Any]] | None = None
+    ):
         self.order = list(order)
         self.strategy = strategy
         self.protocol = protocol
@@ -38,7 +40,9 @@ class ResultsTable:
         self.summary: dict[str, Any] = {}
 
     @classmethod
-    def load_or_new(cls, results_dir: str | Path, order: list[str], strategy: str, protocol: str) -> ResultsTable:
+    def load_or_new(
+        cls, results_dir: str | Path, order: list[str], strategy: str, protocol: str
+    ) -> ResultsTable:
         path = Path(results_dir) / MATRIX_FILE
         rows = pd.read_csv(path).to_dict("records") if path.is_file() else []
         return cls(order, strategy, protocol, rows)
@@ -56,13 +60,29 @@ class ResultsTable:
         for letter, evaluation in results.items():
             for mode, values in (("prior", evaluation.prior), ("auto", evaluation.auto)):
                 for metric, value in (values or {}).items():
-                    self.rows.append({"stage": stage, "domain": letter, "mode": mode, "metric": metric, "value": value})
+                    self.rows.append(
+                        {"stage": stage, "domain": letter, "mode": mode, "metric": metric, "value": value}
+                    )
             if evaluation.chosen:
-                self.rows.append({"stage": stage, "domain": letter, "mode": "auto", "metric": "selection_acc",
-                                  "value": evaluation.selection_accuracy})
+                self.rows.append(
+                    {
+                        "stage": stage,
+                        "domain": letter,
+                        "mode": "auto",
+                        "metric": "selection_acc",
+                        "value": evaluation.selection_accuracy,
+                    }
+                )
                 for head in sorted(set(evaluation.chosen)):
-                    self.rows.append({"stage": stage, "domain": letter, "mode": "auto",
-                                      "metric": f"routed_to_{head}", "value": evaluation.chosen.count(head)})
+                    self.rows.append(
+                        {
+                            "stage": stage,
+                            "domain": letter,
+                            "mode": "auto",
+                            "metric": f"routed_to_{head}",
+                            "value": evaluation.chosen.count(head),
+                        }
+                    )
 
     def value(self, stage: str, domain: str, mode: str, metric: str) -> float:
         for row in self.rows:
@@ -101,9 +121,12 @@ class ResultsTable:
         }
         for domain in self.order:
             summary["final"][domain] = {
-                mode: {m: self.value(final, domain, mode, m) for m in METRIC_NAMES} for mode in ("prior", "auto")
+                mode: {m: self.value(final, domain, mode, m) for m in METRIC_NAMES}
+                for mode in ("prior", "auto")
             }
-            summary["reference_init"][domain] = {m: self.value("init", domain, "prior", m) for m in METRIC_NAMES}
+            summary["reference_init"][domain] = {
+                m: self.value("init", domain, "prior", m) for m in METRIC_NAMES
+            }
             summary["selection_accuracy"][domain] = self.value(final, domain, "auto", "selection_acc")
             summary["confusion_matrix"][domain] = {
                 head: self.value(final, domain, "auto", f"routed_to_{head}") for head in self.order
@@ -112,7 +135,8 @@ class ResultsTable:
                 k: (0 if math.isnan(v) else int(v)) for k, v in summary["confusion_matrix"][domain].items()
             }
             summary["routing_gap"][domain] = {
-                m: summary["final"][domain]["auto"][m] - summary["final"][domain]["prior"][m] for m in HEADLINE
+                m: summary["final"][domain]["auto"][m] - summary["final"][domain]["prior"][m]
+                for m in HEADLINE
             }
         routed = sum(sum(row.values()) for row in summary["confusion_matrix"].values())
         correct = sum(summary["confusion_matrix"][d].get(d, 0) for d in self.order)
@@ -129,7 +153,9 @@ class ResultsTable:
                 # Before a domain is learned it has no head: its entry is the automatic-selection result.
                 before = np.where(np.isnan(prior), self.matrix(metric, "auto"), prior)
                 baseline = np.array([self.value("init", d, "prior", metric) for d in self.order])
-                summary.setdefault("forward_transfer", {})[metric] = _float(forward_transfer(before, baseline, higher))
+                summary.setdefault("forward_transfer", {})[metric] = _float(
+                    forward_transfer(before, baseline, higher)
+                )
         summary["average"] = {
             mode: {m: _nanmean([summary["final"][d][mode][m] for d in self.order]) for m in METRIC_NAMES}
             for mode in ("prior", "auto")
@@ -137,7 +163,8 @@ class ResultsTable:
         if sequential:
             per_domain = summary["forgetting"].get("per_domain", {})
             summary["average"]["forgetting"] = {
-                m: _nanmean([per_domain[d][m] for d in self.order[:-1]]) for m in ("rmse", "delta1", "abs_rel")
+                m: _nanmean([per_domain[d][m] for d in self.order[:-1]])
+                for m in ("rmse", "delta1", "abs_rel")
             }
         summary["average"]["routing_gap"] = {
             m: _nanmean([summary["routing_gap"][d][m] for d in self.order]) for m in HEADLINE
@@ -147,7 +174,10 @@ class ResultsTable:
     def markdown(self) -> str:
         """Tables a researcher can paste: the lifelong matrix (RMSE, δ1) and the final summary."""
         summary = self.summary or self.build_summary()
-        lines = [f"# Results: order {''.join(self.order)}, strategy `{self.strategy}`, protocol `{self.protocol}`", ""]
+        lines = [
+            f"# Results: order {''.join(self.order)}, strategy `{self.strategy}`, protocol `{self.protocol}`",
+            "",
+        ]
         for metric in ("rmse", "delta1"):
             lines += [f"## Lifelong matrix, {metric} (with domain prior; rows: after stage)", ""]
             lines += ["| stage | " + " | ".join(self.order) + " |", "|---" * (len(self.order) + 1) + "|"]
@@ -156,21 +186,27 @@ class ResultsTable:
                 lines.append(f"| {stage} | " + " | ".join(cells) + " |")
             lines.append("")
         if summary:
-            lines += ["## Final model", "",
-                      "| domain | AbsRel | RMSE | δ1 | RMSE (auto) | δ1 (auto) | selection acc. | forgetting RMSE |",
-                      "|---|---|---|---|---|---|---|---|"]
+            lines += [
+                "## Final model",
+                "",
+                "| domain | AbsRel | RMSE | δ1 | RMSE (auto) | δ1 (auto) | selection acc. "
+                "| forgetting RMSE |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
             per_domain = summary.get("forgetting", {}).get("per_domain", {})
             for d in self.order:
                 prior, auto = summary["final"][d]["prior"], summary["final"][d]["auto"]
                 lines.append(
                     f"| {d} | {_fmt(prior['abs_rel'])} | {_fmt(prior['rmse'])} | {_fmt(prior['delta1'])} | "
-                    f"{_fmt(auto['rmse'])} | {_fmt(auto['delta1'])} | {_fmt(summary['selection_accuracy'][d])} | "
+                    f"{_fmt(auto['rmse'])} | {_fmt(auto['delta1'])} | "
+                    f"{_fmt(summary['selection_accuracy'][d])} | "
                     f"{_fmt(per_domain.get(d, {}).get('rmse', math.nan))} |"
                 )
             lines += ["", f"Selection accuracy (overall): {_fmt(summary['selection_accuracy']['overall'])}"]
             if "backward_transfer" in summary:
-                lines.append(f"Backward transfer (RMSE, positive = better): {_fmt(summary['backward_transfer']['rmse'])}")
-                lines.append(f"Forward transfer (RMSE, positive = better): {_fmt(summary['forward_transfer']['rmse'])}")
+                bwt, fwt = summary["backward_transfer"]["rmse"], summary["forward_transfer"]["rmse"]
+                lines.append(f"Backward transfer (RMSE, positive = better): {_fmt(bwt)}")
+                lines.append(f"Forward transfer (RMSE, positive = better): {_fmt(fwt)}")
         return "\n".join(lines) + "\n"
 
     def finalise(self, results_dir: str | Path) -> dict[str, Any]:
@@ -184,8 +220,10 @@ class ResultsTable:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"Lifelong results — order {''.join(self.order)}, strategy {self.strategy} "
-                            f"(protocol {self.protocol}; prior / auto)")
+        table = Table(
+            title=f"Lifelong results — order {''.join(self.order)}, strategy {self.strategy} "
+            f"(protocol {self.protocol}; prior / auto)"
+        )
         table.add_column("after stage")
         for d in self.order:
             table.add_column(f"{d} RMSE")
@@ -202,8 +240,12 @@ class ResultsTable:
     def log_to(self, wandb_logger: Any) -> None:
         frame = self.frame
         wandb_logger.log_table(key="lifelong_matrix", columns=COLUMNS, data=frame.values.tolist())
-        flat = {f"final/{d}/{mode}/{m}": v for d, modes in self.summary.get("final", {}).items()
-                for mode, values in modes.items() for m, v in values.items()}
+        flat = {
+            f"final/{d}/{mode}/{m}": v
+            for d, modes in self.summary.get("final", {}).items()
+            for mode, values in modes.items()
+            for m, v in values.items()
+        }
         wandb_logger.experiment.summary.update({k: v for k, v in flat.items() if not math.isnan(v)})
 
 

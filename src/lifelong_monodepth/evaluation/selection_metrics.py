@@ -64,5 +64,8 @@ def routing_gap(auto_metrics: Mapping[str, Any], prior_metrics: Mapping[str, Any
 
     For higher-is-better metrics (δ) a negative gap is the cost. Values may be floats or 0-d tensors.
     """
-    return {name: float(auto_metrics[name]) - float(prior_metrics[name]) for name in auto_metrics
-            if name in prior_metrics}
+    return {
+        name: float(auto_metrics[name]) - float(prior_metrics[name])
+        for name in auto_metrics
+        if name in prior_metrics
+    }

@@ -34,7 +34,9 @@ def load_module(path: str | Path) -> LifelongDepthModule:
 
 def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.get("ckpt"):
-        raise ConfigError("mode=test needs ckpt=<path to a stage checkpoint, e.g. outputs/.../checkpoints/NKS.ckpt>.")
+        raise ConfigError(
+            "mode=test needs ckpt=<path to a stage checkpoint, e.g. outputs/.../checkpoints/NKS.ckpt>."
+        )
     path = Path(cfg.ckpt)
     module = load_module(path)
     letters = module.net.domains
@@ -45,7 +47,9 @@ def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             f"Checkpoint {path} knows domains {letters} but the config has no `domains.{missing[0]}`: "
             "choose the benchmark the model was trained on (e.g. benchmark=synthetic)."
         )
-    datamodule = instantiate(cfg.data, domains={letter: configured[letter] for letter in letters}, _convert_="all")
+    datamodule = instantiate(
+        cfg.data, domains={letter: configured[letter] for letter in letters}, _convert_="all"
+    )
     evaluation = cfg.get("evaluation") or {}
     protocol = str(evaluation.get("protocol", "standard"))
     chosen = str((cfg.get("selector") or {}).get("name", "prototype"))
@@ -53,8 +57,12 @@ def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     selector_accuracy: dict[str, Any] = {}
     for name in [chosen] + [s for s in SELECTORS if s != chosen]:
         results = evaluate_domains(
-            module, datamodule, letters, DomainSelector(name, module.selector_state),
-            protocol=protocol, split=str(evaluation.get("split", "test")),
+            module,
+            datamodule,
+            letters,
+            DomainSelector(name, module.selector_state),
+            protocol=protocol,
+            split=str(evaluation.get("split", "test")),
             limit_batches=evaluation.get("limit_batches"),
         )
         if name == chosen:

@@ -62,12 +62,16 @@ class LifelongStrategy(pl.Callback):
                 return self.position_weights[position]
         return self.weight
 
-    def on_stage_start(self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule) -> None:
+    def on_stage_start(
+        self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule
+    ) -> None:
         self.stage = stage
 
     def on_stage_end(self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule) -> None:
         """Called after the stage's fit, before its checkpoint is written."""
 
-    def extra_loss(self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor) -> dict[str, Tensor]:
+    def extra_loss(
+        self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor
+    ) -> dict[str, Tensor]:
         """Loss terms added to the current-domain loss, keyed by a loggable name."""
         return {}

@@ -38,12 +38,16 @@ class DistillationCallback(LifelongStrategy):
         self.teacher: MultiDomainDepthNet | None = None
         self.old_domains: list[str] = []
 
-    def on_stage_start(self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule) -> None:
+    def on_stage_start(
+        self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule
+    ) -> None:
         super().on_stage_start(stage, module, datamodule)
         self.old_domains = [letter for letter in stage.previous if letter in module.net.heads]
         self.teacher = freeze(copy.deepcopy(module.net)) if self.old_domains else None
 
-    def extra_loss(self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor) -> dict[str, Tensor]:
+    def extra_loss(
+        self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor
+    ) -> dict[str, Tensor]:
         if self.teacher is None:
             return {}
         self.teacher.to(fused.device)
@@ -68,18 +72,11 @@ class DistillationCallback(LifelongStrategy):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restores the saved teacher into the one built at stage start (mid-stage resume)."""
         self.old_domains = list(state_dict.get("old_domains", []))
-        self._pending_teacher = state_dict.get("teacher")
-
-    def restore_teacher(self, module: LifelongDepthModule) -> None:
-        """After a resume, rebuild the frozen teacher from the saved weights."""
-        state = getattr(self, "_pending_teacher", None)
-        if state is None:
-            return
-        teacher = copy.deepcopy(module.net)
-        teacher.load_state_dict(state)
-        self.teacher = freeze(teacher)
-        self._pending_teacher = None
+        teacher = state_dict.get("teacher")
+        if teacher is not None and self.teacher is not None:
+            self.teacher.load_state_dict(teacher)
 
 
 def freeze(net: MultiDomainDepthNet) -> MultiDomainDepthNet:

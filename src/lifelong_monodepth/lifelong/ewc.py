@@ -34,7 +34,9 @@ class EWCCallback(LifelongStrategy):
 
     @staticmethod
     def shared_parameters(module: LifelongDepthModule) -> dict[str, torch.nn.Parameter]:
-        return {n: p for n, p in module.named_parameters() if n.startswith(SHARED_PREFIXES) and p.requires_grad}
+        return {
+            n: p for n, p in module.named_parameters() if n.startswith(SHARED_PREFIXES) and p.requires_grad
+        }
 
     def on_stage_end(self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule) -> None:
         params = self.shared_parameters(module)
@@ -63,10 +65,14 @@ class EWCCallback(LifelongStrategy):
         module.train(was_training)
         for name in fisher:
             fisher[name] /= max(batches, 1)
-            self.fisher[name] = self.gamma * self.fisher.get(name, torch.zeros_like(fisher[name])) + fisher[name]
+            self.fisher[name] = (
+                self.gamma * self.fisher.get(name, torch.zeros_like(fisher[name])) + fisher[name]
+            )
             self.anchor[name] = params[name].detach().clone()
 
-    def extra_loss(self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor) -> dict[str, Tensor]:
+    def extra_loss(
+        self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor
+    ) -> dict[str, Tensor]:
         if not self.fisher:
             return {}
         penalty = fused.new_zeros(())

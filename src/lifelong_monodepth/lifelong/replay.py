@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from lifelong_monodepth.data.dataset import DepthDataset
@@ -92,20 +91,33 @@ class ReplayCallback(LifelongStrategy):
         self.learned: list[str] = []
         self._datasets: dict[str, DepthDataset] = {}
         self._iterators: dict[str, Iterator[dict[str, Any]] | None] = {}
-        self._epochs: dict[str, int] = {}
+        # Position of each domain's replay stream: pass number and batches drawn in that pass.
+        # It is checkpointed, so a resumed run draws exactly the batches it would have drawn.
+        self._passes: dict[str, int] = {}
+        self._drawn: dict[str, int] = {}
+        self._pending: dict[str, tuple[int, int]] = {}
         self.last_batches: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ stage bookkeeping
-    def on_stage_start(self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule) -> None:
+    def on_stage_start(
+        self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule
+    ) -> None:
         super().on_stage_start(stage, module, datamodule)
         self._datasets = {}
         for letter in self.learned:
             domain = datamodule.domain(letter)
             self._datasets[letter] = DepthDataset(
-                domain, "replay", train=True, on_error=datamodule.on_error, seed=self.seed, rows=self.buffer.rows[letter]
+                domain,
+                "replay",
+                train=True,
+                on_error=datamodule.on_error,
+                seed=self.seed,
+                rows=self.buffer.rows[letter],
             )
         self._iterators = {letter: None for letter in self._datasets}
-        self._epochs = {letter: 0 for letter in self._datasets}
+        self._passes = {letter: -1 for letter in self._datasets}
+        self._drawn = {letter: 0 for letter in self._datasets}
+        self._pending = {}
 
     def on_stage_end(self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule) -> None:
         for letter in stage.current:
@@ -121,33 +133,45 @@ class ReplayCallback(LifelongStrategy):
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         if not self.every_step:  # original behaviour: a fresh single pass each epoch
             self._iterators = {letter: None for letter in self._datasets}
+            self._pending = {}
 
     # ---------------------------------------------------------------------------- batches
-    def _loader(self, letter: str) -> Iterator[dict[str, Any]]:
+    def _open_pass(self, letter: str, pass_index: int, skip: int = 0) -> Iterator[dict[str, Any]]:
         from torch.utils.data import DataLoader
 
         from lifelong_monodepth.data.sampling import EpochIndexedDataset, EpochSeededSampler
 
         dataset = EpochIndexedDataset([self._datasets[letter]])
         sampler = EpochSeededSampler(len(dataset), self.seed * 7919 + ord(letter))
-        sampler.set_epoch(self._epochs[letter])
-        self._epochs[letter] += 1
-        return iter(DataLoader(dataset, batch_size=min(self.batch_size, len(dataset)), sampler=sampler, drop_last=True))
+        sampler.set_epoch(pass_index)
+        batch_size = min(self.batch_size, len(dataset))
+        sampler.resume_from(pass_index, skip * batch_size)
+        self._passes[letter], self._drawn[letter] = pass_index, skip
+        self._iterators[letter] = iter(
+            DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True)
+        )
+        return self._iterators[letter]
 
     def next_batch(self, letter: str) -> dict[str, Any] | None:
         """Next replay batch of a domain; ``None`` when a single-pass epoch has run dry."""
         iterator = self._iterators.get(letter)
         if iterator is None:
-            iterator = self._iterators[letter] = self._loader(letter)
+            if letter in self._pending:
+                iterator = self._open_pass(letter, *self._pending.pop(letter))
+            else:
+                iterator = self._open_pass(letter, self._passes.get(letter, -1) + 1)
         try:
-            return next(iterator)
+            batch = next(iterator)
         except StopIteration:
             if not self.every_step:
                 return None
-            self._iterators[letter] = self._loader(letter)
-            return next(self._iterators[letter])
+            batch = next(self._open_pass(letter, self._passes[letter] + 1))
+        self._drawn[letter] += 1
+        return batch
 
-    def extra_loss(self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor) -> dict[str, Tensor]:
+    def extra_loss(
+        self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor
+    ) -> dict[str, Tensor]:
         terms: dict[str, Tensor] = {}
         for letter in self._datasets:
             replay = self.next_batch(letter)
@@ -157,21 +181,27 @@ class ReplayCallback(LifelongStrategy):
             images = replay["image"].to(module.device)
             out = module.net(images, domains=[letter])
             loss = uncertainty_depth_loss(
-                out.depth[letter], out.log_var[letter], replay["depth"].to(module.device), replay["mask"].to(module.device)
+                out.depth[letter],
+                out.log_var[letter],
+                replay["depth"].to(module.device),
+                replay["mask"].to(module.device),
             )
             terms[f"replay_{letter}"] = self.weight_for(letter, self.learned) * loss
         return terms
 
     # -------------------------------------------------------------------- checkpoint state
     def state_dict(self) -> dict[str, Any]:
-        return {"buffer": self.buffer.state_dict(), "learned": list(self.learned), "epochs": dict(self._epochs)}
+        positions = {
+            letter: [self._passes[letter], self._drawn[letter]]
+            for letter in self._passes
+            if self._passes[letter] >= 0
+        }
+        return {"buffer": self.buffer.state_dict(), "learned": list(self.learned), "positions": positions}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.buffer.load_state_dict(state_dict["buffer"])
         self.learned = list(state_dict["learned"])
-        self._epochs = dict(state_dict.get("epochs", {}))
-
-
-def stack_replay_images(batches: Mapping[str, Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-    """Images of the last replay batch of each domain (used by tests and diagnostics)."""
-    return {letter: batch["image"] for letter, batch in batches.items()}
+        self._iterators = {letter: None for letter in self._iterators}
+        self._pending = {
+            letter: (int(p), int(k)) for letter, (p, k) in state_dict.get("positions", {}).items()
+        }

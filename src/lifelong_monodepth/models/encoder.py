@@ -191,7 +191,7 @@ def _strip_prefix(state: dict[str, Tensor], known_keys: set[str]) -> dict[str, T
     if any(key in known_keys for key in state):
         return state
     for prefix in _KNOWN_PREFIXES:
-        stripped = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        stripped = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if any(key in known_keys for key in stripped):
             return stripped
     return state
@@ -283,7 +283,10 @@ class Encoder(nn.Module):
         if state_dict is not None:
             # timm renames and filters a full-model state dict for its feature wrappers itself.
             model = timm.create_model(
-                backbone, pretrained=True, features_only=True, out_indices=self.out_indices,
+                backbone,
+                pretrained=True,
+                features_only=True,
+                out_indices=self.out_indices,
                 pretrained_cfg_overlay={"state_dict": state_dict, "source": ""},
             )
             model.pretrained_cfg.pop("state_dict", None)  # do not keep a second copy of the weights alive
@@ -328,8 +331,12 @@ class Encoder(nn.Module):
             if unexpected:
                 raise ValueError(f"{path}: unexpected keys for {self.backbone_name}: {_describe(unexpected)}")
             self.model.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
-            report = {"loaded": len(own) - len(set(own) - set(state)), "unused": ignored, "total": len(state),
-                      "layout": "features"}
+            report = {
+                "loaded": len(own) - len(set(own) - set(state)),
+                "unused": ignored,
+                "total": len(state),
+                "layout": "features",
+            }
         log.info("Loaded %s into %s: %s", path, self.backbone_name, report)
         return report
 

@@ -50,7 +50,9 @@ class MultiDomainDepthNet(nn.Module):
         """Letters of the learned domains, in the order their heads were added."""
         return list(self.heads.keys())
 
-    def add_domain(self, letter: str, min_depth: float, max_depth: float, reinit: bool = False) -> DomainPredictor:
+    def add_domain(
+        self, letter: str, min_depth: float, max_depth: float, reinit: bool = False
+    ) -> DomainPredictor:
         """Grow a predictor for a new domain; an existing head is kept unless ``reinit``."""
         if letter in self.heads and not reinit:
             return self.heads[letter]  # type: ignore[return-value]

@@ -30,13 +30,16 @@ def pooled_features(fused: Tensor, grid: int = 4) -> Tensor:
     return F.adaptive_avg_pool2d(fused, grid).flatten(1)
 
 
-def fit_selector_state(features: Mapping[str, Tensor], grid: int, classifier_steps: int = 200,
-                       seed: int = 0) -> dict[str, Any]:
+def fit_selector_state(
+    features: Mapping[str, Tensor], grid: int, classifier_steps: int = 200, seed: int = 0
+) -> dict[str, Any]:
     """From pooled replay features per domain, the state of the prototype and classifier selectors."""
     letters = list(features)
     prototypes = torch.stack([features[letter].mean(0) for letter in letters])
     x = torch.cat([features[letter] for letter in letters])
-    y = torch.cat([torch.full((len(features[letter]),), i, dtype=torch.long) for i, letter in enumerate(letters)])
+    y = torch.cat(
+        [torch.full((len(features[letter]),), i, dtype=torch.long) for i, letter in enumerate(letters)]
+    )
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones(x.shape[1])
     generator = torch.Generator().manual_seed(seed)
     weight = torch.zeros(len(letters), x.shape[1]).normal_(0, 0.01, generator=generator).requires_grad_(True)
@@ -53,15 +56,21 @@ def fit_selector_state(features: Mapping[str, Tensor], grid: int, classifier_ste
         "letters": letters,
         "grid": grid,
         "prototypes": prototypes.detach().clone(),
-        "classifier": {"weight": weight.detach().clone(), "bias": bias.detach().clone(),
-                       "mean": mean.clone(), "std": std.clone()},
+        "classifier": {
+            "weight": weight.detach().clone(),
+            "bias": bias.detach().clone(),
+            "mean": mean.clone(),
+            "std": std.clone(),
+        },
     }
 
 
 class DomainSelector:
     """Routes each image to a learned head, from the fused features (and, for ``uncertainty``, the heads)."""
 
-    def __init__(self, name: str = "prototype", state: Mapping[str, Any] | None = None, grid: int = 4) -> None:
+    def __init__(
+        self, name: str = "prototype", state: Mapping[str, Any] | None = None, grid: int = 4
+    ) -> None:
         if name not in SELECTORS:
             raise ValueError(f"Unknown selector {name!r}; choose one of {SELECTORS}.")
         self.name = name

@@ -70,16 +70,30 @@ class ResumeCheckpoint(pl.Callback):
         log.warning("SIGTERM received: saving a checkpoint after this step, then stopping.")
         self.sigterm_received = True
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _set_consumed(trainer, 0)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        _set_consumed(trainer, batch_idx + 1)
         step = trainer.global_step
         if self.sigterm_received:
             save_checkpoint_atomic(trainer, self.path)
-            raise PreemptedError(f"Stopped by SIGTERM at step {step}; resume from {self.path.parent.parent.parent}.")
+            raise PreemptedError(
+                f"Stopped by SIGTERM at step {step}; resume from {self.path.parent.parent.parent}."
+            )
         if self.every_n_steps > 0 and step > 0 and step % self.every_n_steps == 0:
             save_checkpoint_atomic(trainer, self.path)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         save_checkpoint_atomic(trainer, self.path)
+
+
+def _set_consumed(trainer: pl.Trainer, batches: int) -> None:
+    loader = trainer.train_dataloader
+    if hasattr(loader, "consumed"):
+        loader.consumed = batches
 
 
 class PreemptedError(RuntimeError):

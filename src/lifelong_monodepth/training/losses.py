@@ -35,7 +35,9 @@ def uncertainty_depth_loss(depth: Tensor, log_var: Tensor, target: Tensor, mask:
     return (torch.exp(-u) * error + 2.0 * u).mean()
 
 
-def distillation_loss(depth: Tensor, log_var: Tensor, teacher_depth: Tensor, teacher_log_var: Tensor) -> Tensor:
+def distillation_loss(
+    depth: Tensor, log_var: Tensor, teacher_depth: Tensor, teacher_log_var: Tensor
+) -> Tensor:
     """``mean(|d/m' − d'/m'| + |u/m'_u − u'/m'_u|)`` with ``'`` the frozen teacher.
 
     ``m'`` is the teacher's median depth. A log-variance can be zero or negative, so its

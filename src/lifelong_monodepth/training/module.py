@@ -20,7 +20,12 @@ from lifelong_monodepth.training.losses import uncertainty_depth_loss, upsample_
 log = logging.getLogger(__name__)
 
 DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4, "weight_decay": 1e-4}
-DEFAULT_SCHEDULER = {"_target_": "torch.optim.lr_scheduler.StepLR", "_partial_": True, "step_size": 5, "gamma": 0.5}
+DEFAULT_SCHEDULER = {
+    "_target_": "torch.optim.lr_scheduler.StepLR",
+    "_partial_": True,
+    "step_size": 5,
+    "gamma": 0.5,
+}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -105,7 +110,9 @@ class LifelongDepthModule(pl.LightningModule):
         letters = list(batch["domain"])
         losses = []
         for letter in dict.fromkeys(letters):
-            rows = torch.tensor([i for i, value in enumerate(letters) if value == letter], device=fused.device)
+            rows = torch.tensor(
+                [i for i, value in enumerate(letters) if value == letter], device=fused.device
+            )
             out = self.net.run_heads(fused.index_select(0, rows), [letter])
             losses.append(
                 uncertainty_depth_loss(
@@ -175,7 +182,9 @@ class LifelongDepthModule(pl.LightningModule):
             for name in ("abs_rel", "rmse", "delta1"):
                 self.log(f"val/{letter}/{name}", values[name], add_dataloader_idx=False)
         if self.current:
-            self.log("val/rmse", torch.stack([m.compute()["rmse"] for m in self._val_metrics.values()]).mean())
+            self.log(
+                "val/rmse", torch.stack([m.compute()["rmse"] for m in self._val_metrics.values()]).mean()
+            )
 
     # ---------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:

@@ -10,7 +10,9 @@ import yaml
 from lifelong_monodepth.data.errors import ConfigError
 
 
-def resolve_order(order: str, known_letters: Iterable[str], orders_dir: str | Path | None = None) -> list[str]:
+def resolve_order(
+    order: str, known_letters: Iterable[str], orders_dir: str | Path | None = None
+) -> list[str]:
     """``"NKS"`` → ``["N", "K", "S"]``, checked against the configured domains before any training.
 
     ``conf/orders/<order>.yaml`` (key ``letters``) wins when it exists, so an order file may
@@ -30,7 +32,8 @@ def resolve_order(order: str, known_letters: Iterable[str], orders_dir: str | Pa
     unknown = [letter for letter in text if letter not in known]
     if unknown:
         raise ConfigError(
-            f"Unknown domain letter(s) {', '.join(repr(u) for u in dict.fromkeys(unknown))} in order={order!r}. "
+            f"Unknown domain letter(s) {', '.join(repr(u) for u in dict.fromkeys(unknown))} "
+            f"in order={order!r}. "
             f"Known letters: {', '.join(known)} (from the `domains` config; add conf/domains/<name>.yaml "
             "and list it in the benchmark config to make a new letter known)."
         )

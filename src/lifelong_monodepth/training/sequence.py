@@ -26,7 +26,11 @@ from lifelong_monodepth.evaluation.evaluate import DomainEvaluation, evaluate_do
 from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
 from lifelong_monodepth.models.selection import DomainSelector, fit_selector_state, pooled_features
-from lifelong_monodepth.training.checkpointing import ResumeCheckpoint, load_checkpoint_file, save_checkpoint_atomic
+from lifelong_monodepth.training.checkpointing import (
+    ResumeCheckpoint,
+    load_checkpoint_file,
+    save_checkpoint_atomic,
+)
 from lifelong_monodepth.training.module import LifelongDepthModule
 from lifelong_monodepth.training.order import resolve_order, stage_names
 
@@ -51,7 +55,9 @@ def _container(node: Any) -> Any:
 def check_config(cfg: DictConfig) -> tuple[dict[str, DomainConfig], list[str]]:
     """Everything that can be wrong in the configuration is reported here, before any training."""
     if "domains" not in cfg or not cfg.domains:
-        raise ConfigError("No `domains` configured: choose a benchmark (benchmark=synthetic or benchmark=real).")
+        raise ConfigError(
+            "No `domains` configured: choose a benchmark (benchmark=synthetic or benchmark=real)."
+        )
     domains = domains_from_config(cfg.domains)
     order = resolve_order(str(cfg.order), domains, Path(cfg.paths.conf_dir) / "orders")
     for letter in order:
@@ -105,7 +111,9 @@ def build_strategies(cfg: DictConfig) -> list[LifelongStrategy]:
             continue
         strategy = instantiate(node, _convert_="all")
         if not isinstance(strategy, LifelongStrategy):
-            raise ConfigError(f"strategy.callbacks.{name} must be a LifelongStrategy, got {type(strategy).__name__}.")
+            raise ConfigError(
+                f"strategy.callbacks.{name} must be a LifelongStrategy, got {type(strategy).__name__}."
+            )
         strategies.append(strategy)
     return strategies
 
@@ -137,7 +145,9 @@ class SequenceRunner:
         self.strategies = build_strategies(cfg)
         self.stages = plan_stages(self.order, bool(cfg.strategy.get("joint", False)))
         self.table = ResultsTable.load_or_new(
-            self.results_dir, order=self.order, strategy=str(cfg.strategy.name),
+            self.results_dir,
+            order=self.order,
+            strategy=str(cfg.strategy.name),
             protocol=str(self.evaluation.get("protocol", "standard")),
         )
         self.wandb = None
@@ -157,7 +167,9 @@ class SequenceRunner:
         return loggers
 
     def _callbacks(self, stage: Stage) -> list[pl.Callback]:
-        standard = [instantiate(node) for node in (self.cfg.get("callbacks") or {}).values() if node is not None]
+        standard = [
+            instantiate(node) for node in (self.cfg.get("callbacks") or {}).values() if node is not None
+        ]
         every = int((self.cfg.get("checkpoint") or {}).get("every_n_steps", 0))
         resume = ResumeCheckpoint(self.stage_resume_path(stage), every_n_steps=every)
         return [*self.strategies, *standard, resume]
@@ -199,7 +211,9 @@ class SequenceRunner:
                 split = "replay" if "replay" in self.domains[letter].index else "train"
                 chunks, seen = [], 0
                 for batch in self.datamodule.eval_loader(letter, split):
-                    chunks.append(pooled_features(net.encode(batch["image"].to(self.module.device)), grid).cpu())
+                    chunks.append(
+                        pooled_features(net.encode(batch["image"].to(self.module.device)), grid).cpu()
+                    )
                     seen += len(batch["image"])
                     if seen >= limit:
                         break
@@ -210,7 +224,10 @@ class SequenceRunner:
     def evaluate(self, stage_name: str, letters: list[str]) -> dict[str, DomainEvaluation]:
         selector = self.selector()
         results = evaluate_domains(
-            self.module, self.datamodule, letters, selector,
+            self.module,
+            self.datamodule,
+            letters,
+            selector,
             protocol=str(self.evaluation.get("protocol", "standard")),
             split=str(self.evaluation.get("split", "test")),
             limit_batches=self.evaluation.get("limit_batches"),
@@ -227,7 +244,10 @@ class SequenceRunner:
             for letter in self.order:
                 reference.add_domain(self.domains[letter])
         results = evaluate_domains(
-            reference, self.datamodule, self.order, None,
+            reference,
+            self.datamodule,
+            self.order,
+            None,
             protocol=str(self.evaluation.get("protocol", "standard")),
             split=str(self.evaluation.get("split", "test")),
             limit_batches=self.evaluation.get("limit_batches"),
@@ -258,7 +278,9 @@ class SequenceRunner:
             ckpt_path = str(resume_path)
             log.info("Resuming stage %s from %s", stage.name, resume_path)
         trainer: pl.Trainer = instantiate(
-            self.cfg.trainer, callbacks=self._callbacks(stage), logger=self._loggers(stage) or False,
+            self.cfg.trainer,
+            callbacks=self._callbacks(stage),
+            logger=self._loggers(stage) or False,
             default_root_dir=str(self.output_dir),
         )
         trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=ckpt_path)
@@ -281,7 +303,9 @@ class SequenceRunner:
                 log.info("Stage %s already finished: loading %s", stage.name, checkpoint)
                 self.restore_stage(stage)
             else:
-                log.info("Stage %d/%d: learning %s", stage.index + 1, len(self.stages), "".join(stage.current))
+                log.info(
+                    "Stage %d/%d: learning %s", stage.index + 1, len(self.stages), "".join(stage.current)
+                )
                 self.run_stage(stage)
             if stage.name not in self.table.stages:
                 letters = self.order if self.evaluation.get("evaluate_unseen", True) else stage.seen

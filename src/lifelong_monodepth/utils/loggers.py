@@ -36,8 +36,11 @@ class SequenceWandbLogger(WandbLogger):
         super().log_metrics(metrics, None if step is None else step + self.step_offset)
 
 
-def make_wandb_logger(project: str, name: str, save_dir: str, mode: str = "auto", **kwargs: Any) -> WandbLogger:
+def make_wandb_logger(
+    project: str, name: str, save_dir: str, mode: str = "auto", **kwargs: Any
+) -> WandbLogger:
     mode = wandb_mode(mode)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return SequenceWandbLogger(project=project, name=name, save_dir=save_dir, offline=mode == "offline",
-                               mode=mode, **kwargs)
+    return SequenceWandbLogger(
+        project=project, name=name, save_dir=save_dir, offline=mode == "offline", mode=mode, **kwargs
+    )

@@ -12,13 +12,27 @@ from omegaconf import DictConfig, OmegaConf
 
 from lifelong_monodepth.utils.io import write_json, write_text
 
-KEY_PACKAGES = ("lifelong-monodepth", "torch", "torchvision", "timm", "pytorch-lightning", "torchmetrics",
-                "hydra-core", "omegaconf", "albumentations", "opencv-python-headless", "numpy", "wandb")
+KEY_PACKAGES = (
+    "lifelong-monodepth",
+    "torch",
+    "torchvision",
+    "timm",
+    "pytorch-lightning",
+    "torchmetrics",
+    "hydra-core",
+    "omegaconf",
+    "albumentations",
+    "opencv-python-headless",
+    "numpy",
+    "wandb",
+)
 
 
 def git_commit(directory: str | Path) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
