@@ -71,7 +71,7 @@ FAST_OVERRIDES = [
     "logger=csv",
     "callbacks=none",
     "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=2",
+    "trainer.limit_train_batches=2",
     "trainer.limit_val_batches=1",
     "trainer.log_every_n_steps=1",
     "data.batch_size=2",
@@ -120,9 +120,29 @@ def compose_config(output_dir: Path, overrides: list[str], domains: dict[str, Do
 
 @pytest.fixture
 def tiny_domains(tmp_path: Path) -> dict[str, DomainConfig]:
-    data = tmp_path / "data"
+    return tiny_domains_at(tmp_path / "data")
+
+
+def tiny_domains_at(data: Path) -> dict[str, DomainConfig]:
+    """The same three tiny domains, rebuilt identically by any process (used by subprocess runs)."""
     return {
         "N": make_domain(data, "N", size=(32, 64), count=6),
         "K": make_domain(data, "K", size=(32, 64), count=6, depth_scale=256.0, max_depth=80.0),
         "S": make_domain(data, "S", size=(32, 64), count=6, max_depth=6.0),
     }
+
+
+class NaNInjector:
+    """A strategy whose loss term is NaN at chosen global steps (to test bad-step handling)."""
+
+    def __new__(cls, steps: list[int]):
+        from lifelong_monodepth.lifelong.base import LifelongStrategy
+
+        class _Injector(LifelongStrategy):
+            def extra_loss(self, module, batch, fused):
+
+                if module.global_step in set(steps):
+                    return {"injected": fused.sum() * float("nan")}
+                return {}
+
+        return _Injector()

@@ -32,10 +32,7 @@ def config_dir() -> str:
 
 def execute(cfg: DictConfig) -> dict[str, Any]:
     """Run what ``cfg.mode`` asks for; returns the summary (also usable by Hydra sweepers)."""
-    from lifelong_monodepth.utils.run_info import write_run_info
-
     output_dir = Path(cfg.paths.output_dir)
-    write_run_info(output_dir, cfg)
     if cfg.mode == "train":
         from lifelong_monodepth.training.sequence import run_sequence
 
@@ -52,11 +49,16 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _task(cfg: DictConfig) -> float | None:
+    from lifelong_monodepth.training.checkpointing import PreemptedError
+
     try:
         summary = execute(cfg)
     except LifelongDepthError as err:
         log.error("%s", err)
         sys.exit(2)
+    except PreemptedError as err:
+        log.warning("%s", err)
+        sys.exit(143)  # 128 + SIGTERM: what schedulers expect from a job stopped by SIGTERM
     rmse = (summary or {}).get("average", {}).get("prior", {}).get("rmse")
     return float(rmse) if rmse is not None else None
 

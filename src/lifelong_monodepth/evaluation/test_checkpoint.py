@@ -20,6 +20,7 @@ from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.models.selection import SELECTORS, DomainSelector
 from lifelong_monodepth.training.checkpointing import load_checkpoint_file
 from lifelong_monodepth.training.module import LifelongDepthModule
+from lifelong_monodepth.utils.run_info import write_run_info
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         )
     path = Path(cfg.ckpt)
     module = load_module(path)
+    write_run_info(cfg.paths.output_dir, cfg)
     letters = module.net.domains
     configured = domains_from_config(cfg.domains)
     missing = [letter for letter in letters if letter not in configured]

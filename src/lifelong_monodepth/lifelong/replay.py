@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from lifelong_monodepth.data.dataset import DepthDataset
@@ -147,9 +148,12 @@ class ReplayCallback(LifelongStrategy):
         batch_size = min(self.batch_size, len(dataset))
         sampler.resume_from(pass_index, skip * batch_size)
         self._passes[letter], self._drawn[letter] = pass_index, skip
-        self._iterators[letter] = iter(
-            DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True)
+        # An explicit generator keeps the global RNG untouched (DataLoader draws a base seed from it).
+        generator = torch.Generator().manual_seed(self.seed)
+        loader = DataLoader(
+            dataset, batch_size=batch_size, sampler=sampler, drop_last=True, generator=generator
         )
+        self._iterators[letter] = iter(loader)
         return self._iterators[letter]
 
     def next_batch(self, letter: str) -> dict[str, Any] | None:

@@ -43,7 +43,7 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
 
 
 class ResumeCheckpoint(pl.Callback):
-    """Writes ``last.ckpt`` of the running stage every N steps, at each epoch end and on SIGTERM.
+    """Writes ``<run>/checkpoints/resume/<stage>/last.ckpt`` every N steps, at epoch ends and on SIGTERM.
 
     SIGTERM is what SLURM (and most schedulers) send before preemption: the handler only sets
     a flag; the checkpoint is written at the end of the current step and training stops.
@@ -81,13 +81,25 @@ class ResumeCheckpoint(pl.Callback):
         if self.sigterm_received:
             save_checkpoint_atomic(trainer, self.path)
             raise PreemptedError(
-                f"Stopped by SIGTERM at step {step}; resume from {self.path.parent.parent.parent}."
+                f"Stopped by SIGTERM at step {step} with a checkpoint in {self.path}; continue with the same "
+                f"command plus resume={self.path.parents[3]}"
             )
         if self.every_n_steps > 0 and step > 0 and step % self.every_n_steps == 0:
             save_checkpoint_atomic(trainer, self.path)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         save_checkpoint_atomic(trainer, self.path)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        """A diverged run keeps its state for inspection (the last good ``last.ckpt`` stays as it was)."""
+        from lifelong_monodepth.training.module import NonFiniteLossError
+
+        if isinstance(exception, NonFiniteLossError):
+            path = self.path.with_name("diverged.ckpt")
+            save_checkpoint_atomic(trainer, path)
+            log.error("Training diverged; its state is in %s. Resume continues from %s.", path, self.path)
 
 
 def _set_consumed(trainer: pl.Trainer, batches: int) -> None:

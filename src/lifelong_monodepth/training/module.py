@@ -95,15 +95,21 @@ class LifelongDepthModule(pl.LightningModule):
             return []
         return [cb for cb in self.trainer.callbacks if isinstance(cb, LifelongStrategy)]
 
-    def on_train_epoch_start(self) -> None:
-        if self.hparams.freeze_old_head_bn:
-            # Old heads only see the current domain through distillation: letting their BatchNorm
-            # statistics follow that domain would shift them away from their own data.
+    def train(self, mode: bool = True) -> LifelongDepthModule:
+        """Training mode, except the BatchNorm layers of old heads when ``freeze_old_head_bn``.
+
+        Old heads only see the current domain through distillation: letting their BatchNorm
+        statistics follow that domain would shift them away from their own data. Doing this in
+        ``train()`` (not an epoch hook) keeps it true after validation and after a mid-epoch resume.
+        """
+        super().train(mode)
+        if mode and self.hparams.freeze_old_head_bn:
             for letter, head in self.net.heads.items():
                 if letter not in self.current:
                     for module in head.modules():
                         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                             module.eval()
+        return self
 
     def current_loss(self, batch: Mapping[str, Any], fused: Tensor) -> Tensor:
         """Depth loss of the current domain(s); a mixed (joint) batch is split by domain."""

@@ -9,6 +9,7 @@ that already holds finished stages is resumed: finished stages are loaded, not r
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ from lifelong_monodepth.training.checkpointing import (
 )
 from lifelong_monodepth.training.module import LifelongDepthModule
 from lifelong_monodepth.training.order import resolve_order, stage_names
+from lifelong_monodepth.utils.io import write_json
+from lifelong_monodepth.utils.run_info import write_run_info
 
 log = logging.getLogger(__name__)
 ENCODER_STRIDE = 32
@@ -191,11 +194,70 @@ class SequenceRunner:
     def prepare_stage(self, stage: Stage) -> None:
         self.datamodule.set_current(stage.current)
         self.module.set_current(stage.current)
-        for letter in stage.current:
-            self.module.add_domain(self.domains[letter])
-        if self.cfg.get("reinit_old_heads", False):
-            for letter in stage.previous:
-                self.module.add_domain(self.domains[letter], reinit=True)
+        # New heads are initialised from (seed, stage) alone, so a resumed run builds the same ones.
+        with torch.random.fork_rng():
+            torch.manual_seed(int(self.cfg.seed) * 1000 + stage.index)
+            for letter in stage.current:
+                self.module.add_domain(self.domains[letter])
+            if self.cfg.get("reinit_old_heads", False):
+                for letter in stage.previous:
+                    self.module.add_domain(self.domains[letter], reinit=True)
+
+    def manifest(self) -> dict[str, Any]:
+        """What a run directory is for; a resume must match it."""
+        return {
+            "order": "".join(self.order),
+            "strategy": str(self.cfg.strategy.name),
+            "backbone": _container(self.cfg.model.net).get("encoder", {}).get("backbone"),
+            "domains": {letter: self.domains[letter].name for letter in self.order},
+            "seed": int(self.cfg.seed),
+        }
+
+    def check_resume(self) -> None:
+        """A run directory that already holds a run must hold this one: say so before training."""
+        path = self.output_dir / "run_manifest.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            wanted = self.manifest()
+            different = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
+            if different:
+                details = "; ".join(
+                    f"{k}: directory has {a!r}, this run {b!r}" for k, (a, b) in different.items()
+                )
+                raise ConfigError(
+                    f"Cannot resume in {self.output_dir}: it holds a different run ({details}). "
+                    f"Resume with the original settings (see {self.output_dir / 'resolved_config.yaml'}) "
+                    "or start a new run directory."
+                )
+        for stage in self.stages:
+            path = self.stage_checkpoint(stage)
+            if not path.is_file():
+                continue
+            checkpoint = load_checkpoint_file(path)
+            learned = list(checkpoint.get("lifelong", {}).get("learned", []))
+            saved = checkpoint.get("hyper_parameters", {}).get("net", {}).get("encoder", {}).get("backbone")
+            wanted = _container(self.cfg.model.net).get("encoder", {}).get("backbone")
+            problems = []
+            if learned != stage.seen:
+                problems.append(
+                    f"it learned {''.join(learned) or 'nothing'}, this run expects {''.join(stage.seen)}"
+                )
+            if saved != wanted:
+                problems.append(f"its backbone is {saved}, this run uses {wanted}")
+            if problems:
+                raise ConfigError(
+                    f"Cannot resume in {self.output_dir}: checkpoint {path.name} does not match this run "
+                    f"({'; '.join(problems)}). Resume with the original settings (see "
+                    f"{self.output_dir / 'resolved_config.yaml'}) or start a new run directory."
+                )
+
+    def report_skipped(self) -> None:
+        skipped = self.datamodule.skipped()
+        if skipped:
+            log.warning(
+                "%d bad file(s) skipped (data.on_error=skip): results/skipped_files.json", len(skipped)
+            )
+            write_json(self.results_dir / "skipped_files.json", skipped)
 
     def fit_selector(self) -> None:
         """Pooled fused features of every learned domain's replay images → prototypes, classifier."""
@@ -296,6 +358,9 @@ class SequenceRunner:
 
     def run(self) -> SequenceResult:
         result = SequenceResult(self.output_dir, self.order, self.stages)
+        self.check_resume()
+        write_json(self.output_dir / "run_manifest.json", self.manifest())
+        write_run_info(self.output_dir, self.cfg)
         self.evaluate_reference()
         for stage in self.stages:
             checkpoint = self.stage_checkpoint(stage)
@@ -307,6 +372,7 @@ class SequenceRunner:
                     "Stage %d/%d: learning %s", stage.index + 1, len(self.stages), "".join(stage.current)
                 )
                 self.run_stage(stage)
+                self.report_skipped()
             if stage.name not in self.table.stages:
                 letters = self.order if self.evaluation.get("evaluate_unseen", True) else stage.seen
                 self.evaluate(stage.name, letters)
