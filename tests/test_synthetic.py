@@ -14,7 +14,14 @@ from lifelong_monodepth.data.depth_io import read_depth, write_depth_png
 from lifelong_monodepth.data.index import read_index
 from lifelong_monodepth.data.synthetic import DOMAINS, generate_benchmark, main, render_sample
 from lifelong_monodepth.data.synthetic.raycast import Camera, occluded, rotation
-from lifelong_monodepth.data.synthetic.render import Light, Scene, _group_boxes, _shadowed_point, _shadowed_sun, render
+from lifelong_monodepth.data.synthetic.render import (
+    Light,
+    Scene,
+    _group_boxes,
+    _shadowed_point,
+    _shadowed_sun,
+    render,
+)
 from lifelong_monodepth.data.synthetic.scenes import HOME, SCAN, build_room, build_street
 from lifelong_monodepth.data.synthetic.sensors import lidar_depth
 from lifelong_monodepth.data.synthetic.textures import Material
@@ -25,8 +32,15 @@ SPLITS = ("train", "val", "test", "replay")
 
 
 def _generate(root: Path, seed: int = 0, **kwargs) -> dict:
-    return generate_benchmark(root / "data", root / "index", seed=seed, counts=TINY_COUNTS, sizes=TINY_SIZES,
-                              verbose=False, **kwargs)
+    return generate_benchmark(
+        root / "data",
+        root / "index",
+        seed=seed,
+        counts=TINY_COUNTS,
+        sizes=TINY_SIZES,
+        verbose=False,
+        **kwargs,
+    )
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -176,11 +190,17 @@ def test_second_call_is_skipped_and_force_regenerates(tmp_path: Path, capsys: py
     second = generate_benchmark(tmp_path / "d", tmp_path / "i", **kwargs)
     assert second["skipped"] and "skipped" in capsys.readouterr().out
     assert second["domains"] == first["domains"]
-    assert (tmp_path / "d" / "synthetic" / "synthetic_k" / "train" / "00000_rgb.png").stat().st_mtime_ns == stamp
+    assert (
+        tmp_path / "d" / "synthetic" / "synthetic_k" / "train" / "00000_rgb.png"
+    ).stat().st_mtime_ns == stamp
     assert not generate_benchmark(tmp_path / "d", tmp_path / "i", force=True, **kwargs)["skipped"]
-    assert not generate_benchmark(tmp_path / "d", tmp_path / "i", seed=5, **kwargs)["skipped"]  # new parameters
+    assert not generate_benchmark(tmp_path / "d", tmp_path / "i", seed=5, **kwargs)[
+        "skipped"
+    ]  # new parameters
     (tmp_path / "i" / "synthetic_k" / "val.csv").unlink()
-    assert not generate_benchmark(tmp_path / "d", tmp_path / "i", seed=5, **kwargs)["skipped"]  # index missing
+    assert not generate_benchmark(tmp_path / "d", tmp_path / "i", seed=5, **kwargs)[
+        "skipped"
+    ]  # index missing
 
 
 def test_main_prints_summary_and_honours_env_dirs(
