@@ -92,8 +92,9 @@ def _init_worker() -> None:
 def _run_all(jobs: list[_Job], workers: int) -> list[tuple[float, float, float]]:
     if workers <= 1 or len(jobs) < 8:
         return [_run_job(job) for job in jobs]
-    # fork is cheapest and safe here (workers only use numpy/OpenCV); spawn where fork is missing
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    # Not fork: the caller may already run torch/OpenMP or OpenCV threads (the training entrypoint
+    # does), and a forked child can inherit one of their locks held and hang forever.
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     with mp.get_context(method).Pool(workers, initializer=_init_worker) as pool:
         return list(pool.imap(_run_job, jobs, chunksize=4))
 
