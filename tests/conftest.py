@@ -146,3 +146,34 @@ class NaNInjector:
                 return {}
 
         return _Injector()
+
+
+def _callback_base():
+    import pytorch_lightning as pl
+
+    return pl.Callback
+
+
+class SlowSteps(_callback_base()):
+    """Sleeps after every training step so a test can signal a subprocess in the middle of a stage."""
+
+    def __init__(self, seconds: float = 0.2) -> None:
+        self.seconds = float(seconds)
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        import time
+
+        time.sleep(self.seconds)
+
+
+class SigtermAtFitEnd(_callback_base()):
+    """Sends SIGTERM to this process when the first stage's training ends (before its evaluation)."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        import signal
+
+        if not self.sent and trainer.global_step > 0:
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -15,7 +15,7 @@ import torch
 from conftest import FAST_OVERRIDES, ROOT, compose_config, make_domain, tiny_domains_at
 from lifelong_monodepth.data.errors import ConfigError
 from lifelong_monodepth.data.index import read_index
-from lifelong_monodepth.training.checkpointing import load_checkpoint_file
+from lifelong_monodepth.training.checkpointing import PreemptedError, load_checkpoint_file
 from lifelong_monodepth.training.module import NonFiniteLossError
 from lifelong_monodepth.training.sequence import SequenceRunner, run_sequence
 
@@ -29,6 +29,9 @@ RESUME_OVERRIDES = [
     "order=NK",
     "seed=7",
 ]
+# Subprocess runs sleep after each step so that a signal sent after step k lands in the middle of the
+# stage however fast the machine is (sleeping does not change what is computed).
+SLOW = ["+callbacks.slow._target_=conftest.SlowSteps", "+callbacks.slow.seconds=0.3"]
 
 
 def _state_dicts_equal(a: Path, b: Path) -> None:
@@ -94,7 +97,7 @@ def test_same_seed_gives_identical_checkpoints_and_metrics(reference, tmp_path: 
 def test_sigkill_in_stage_two_then_resume_equals_uninterrupted(reference, tmp_path: Path) -> None:
     data, expected = reference
     out = tmp_path / "killed"
-    process = _start(out, data, RESUME_OVERRIDES)
+    process = _start(out, data, [*RESUME_OVERRIDES, *SLOW])
     step = _wait_for_step(out, process, "NK", min_step=2)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -110,7 +113,7 @@ def test_sigkill_in_stage_two_then_resume_equals_uninterrupted(reference, tmp_pa
 def test_sigterm_saves_a_resumable_checkpoint(reference, tmp_path: Path) -> None:
     data, expected = reference
     out = tmp_path / "preempted"
-    process = _start(out, data, RESUME_OVERRIDES)
+    process = _start(out, data, [*RESUME_OVERRIDES, *SLOW])
     _wait_for_step(out, process, "NK", min_step=1)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
@@ -120,6 +123,20 @@ def test_sigterm_saves_a_resumable_checkpoint(reference, tmp_path: Path) -> None
     assert checkpoint["global_step"] >= 1
     run_sequence(compose_config(out, RESUME_OVERRIDES, tiny_domains_at(data)))
     _state_dicts_equal(out / "checkpoints" / "NK.ckpt", expected / "checkpoints" / "NK.ckpt")
+
+
+def test_sigterm_between_stages_stops_after_the_finished_stage(reference, tmp_path: Path) -> None:
+    """A SIGTERM after a stage's last step (during its evaluation) stops before the next stage."""
+    data, expected = reference
+    out = tmp_path / "between"
+    overrides = [*RESUME_OVERRIDES, "+callbacks.sigterm._target_=conftest.SigtermAtFitEnd"]
+    with pytest.raises(PreemptedError, match=r"Stopped by SIGTERM after stage N .*resume="):
+        run_sequence(compose_config(out, overrides, tiny_domains_at(data)))
+    assert (out / "checkpoints" / "N.ckpt").is_file() and not (out / "checkpoints" / "NK.ckpt").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the run's handler is gone
+    run_sequence(compose_config(out, RESUME_OVERRIDES, tiny_domains_at(data)))
+    _state_dicts_equal(out / "checkpoints" / "NK.ckpt", expected / "checkpoints" / "NK.ckpt")
+    pd.testing.assert_frame_equal(_matrix(out), _matrix(expected))
 
 
 def test_truncated_checkpoint_is_rejected_clearly(reference, tmp_path: Path) -> None:

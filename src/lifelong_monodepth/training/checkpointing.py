@@ -42,33 +42,64 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+class PreemptionGuard:
+    """Catches SIGTERM for the whole run: training, evaluation and the gaps between stages.
+
+    SIGTERM is what SLURM (and most schedulers) send before preemption. The handler only sets a
+    flag: inside a stage the checkpoint callback saves at the end of the current step and stops;
+    between stages the runner stops once the finished stage's checkpoint is on disk.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> PreemptionGuard:
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+            self._installed = True
+        except ValueError:  # not in the main thread: leave signals to whoever owns them
+            self._installed = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._installed = False
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        log.warning("SIGTERM received: saving a checkpoint as soon as possible, then stopping.")
+        self.received = True
+
+
 class ResumeCheckpoint(pl.Callback):
     """Writes ``<run>/checkpoints/resume/<stage>/last.ckpt`` every N steps, at epoch ends and on SIGTERM.
 
-    SIGTERM is what SLURM (and most schedulers) send before preemption: the handler only sets
-    a flag; the checkpoint is written at the end of the current step and training stops.
+    A SIGTERM flagged by the run's :class:`PreemptionGuard` makes it write the checkpoint at the end of
+    the current step and stop training with :class:`PreemptedError`.
     """
 
-    def __init__(self, path: str | Path, every_n_steps: int = 0) -> None:
+    def __init__(
+        self, path: str | Path, every_n_steps: int = 0, guard: PreemptionGuard | None = None
+    ) -> None:
         super().__init__()
         self.path = Path(path)
         self.every_n_steps = int(every_n_steps)
-        self.sigterm_received = False
-        self._previous_handler: Any = None
+        self.guard = guard
+        self._own_guard: PreemptionGuard | None = None
+
+    @property
+    def sigterm_received(self) -> bool:
+        return self.guard is not None and self.guard.received
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        try:
-            self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
-        except ValueError:  # not in the main thread
-            self._previous_handler = None
+        if self.guard is None:  # used on its own, outside a SequenceRunner
+            self._own_guard = self.guard = PreemptionGuard().__enter__()
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGTERM, self._previous_handler)
-
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
-        log.warning("SIGTERM received: saving a checkpoint after this step, then stopping.")
-        self.sigterm_received = True
+        if self._own_guard is not None:
+            self._own_guard.__exit__()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         _set_consumed(trainer, 0)

@@ -28,6 +28,8 @@ from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
 from lifelong_monodepth.models.selection import DomainSelector, fit_selector_state, pooled_features
 from lifelong_monodepth.training.checkpointing import (
+    PreemptedError,
+    PreemptionGuard,
     ResumeCheckpoint,
     load_checkpoint_file,
     save_checkpoint_atomic,
@@ -154,6 +156,7 @@ class SequenceRunner:
             protocol=str(self.evaluation.get("protocol", "standard")),
         )
         self.wandb = None
+        self.guard = PreemptionGuard()
 
     # --------------------------------------------------------------------------- helpers
     def _loggers(self, stage: Stage) -> list[Any]:
@@ -174,7 +177,7 @@ class SequenceRunner:
             instantiate(node) for node in (self.cfg.get("callbacks") or {}).values() if node is not None
         ]
         every = int((self.cfg.get("checkpoint") or {}).get("every_n_steps", 0))
-        resume = ResumeCheckpoint(self.stage_resume_path(stage), every_n_steps=every)
+        resume = ResumeCheckpoint(self.stage_resume_path(stage), every_n_steps=every, guard=self.guard)
         return [*self.strategies, *standard, resume]
 
     def stage_checkpoint(self, stage: Stage) -> Path:
@@ -357,6 +360,10 @@ class SequenceRunner:
             resume_path.unlink()
 
     def run(self) -> SequenceResult:
+        with self.guard:
+            return self._run()
+
+    def _run(self) -> SequenceResult:
         result = SequenceResult(self.output_dir, self.order, self.stages)
         self.check_resume()
         write_json(self.output_dir / "run_manifest.json", self.manifest())
@@ -378,6 +385,11 @@ class SequenceRunner:
                 self.evaluate(stage.name, letters)
                 self.table.save(self.results_dir)
             result.checkpoints[stage.name] = checkpoint
+            if self.guard.received and stage is not self.stages[-1]:
+                raise PreemptedError(
+                    f"Stopped by SIGTERM after stage {stage.name} (finished: {checkpoint}); continue with "
+                    f"the same command plus resume={self.output_dir}"
+                )
         self.table.finalise(self.results_dir)
         if self.wandb is not None:
             self.table.log_to(self.wandb)
