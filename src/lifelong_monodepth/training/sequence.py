@@ -88,14 +88,17 @@ def ensure_benchmark(cfg: DictConfig, domains: dict[str, DomainConfig], order: l
     if not missing:
         return
     from lifelong_monodepth.data.synthetic import generate_benchmark
+    from lifelong_monodepth.data.synthetic.generate import format_summary
 
     log.info("Synthetic benchmark missing for %s: generating it.", "".join(missing))
-    generate_benchmark(
+    summary = generate_benchmark(
         data_dir=cfg.paths.data_dir,
         index_dir=cfg.paths.index_dir,
         seed=int(benchmark.get("seed", 0)),
         counts=_container(benchmark.get("counts")),
+        verbose=False,
     )
+    log.info("\n%s", format_summary(summary))
 
 
 def build_module(cfg: DictConfig) -> LifelongDepthModule:
