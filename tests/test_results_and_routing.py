@@ -132,6 +132,27 @@ def test_mode_test_evaluates_every_domain_with_and_without_prior(
         )
 
 
+def test_median_scaling_option_is_applied_and_named_in_the_results(
+    two_stage_runs: dict, tmp_path: Path
+) -> None:
+    ckpt = two_stage_runs["runners"]["lifelong"].output_dir / "checkpoints" / "NK.ckpt"
+    data = two_stage_runs["data"]
+    summaries = {}
+    for flag in ("false", "true"):
+        cfg = compose_config(
+            tmp_path / flag,
+            [*FAST_OVERRIDES, "mode=test", f"ckpt={ckpt}", f"evaluation.median_scaling={flag}"],
+            tiny_domains_at(data),
+        )
+        execute(cfg)
+        summaries[flag] = json.loads((tmp_path / flag / "results" / "summary.json").read_text())
+    assert summaries["false"]["protocol"] == "standard"
+    assert summaries["true"]["protocol"] == "standard+median_scaling"
+    assert "standard+median_scaling" in (tmp_path / "true" / "results" / "summary.md").read_text()
+    scaled, plain = summaries["true"]["final"]["K"]["prior"], summaries["false"]["final"]["K"]["prior"]
+    assert scaled["rmse"] != pytest.approx(plain["rmse"])
+
+
 def test_report_merges_strategies_into_table_and_chart(two_stage_runs: dict, capsys) -> None:
     sweep = two_stage_runs["base"] / "sweep"
     assert report.main([str(sweep)]) == 0

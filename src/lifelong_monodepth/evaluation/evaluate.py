@@ -34,10 +34,34 @@ class DomainEvaluation:
         return sum(t == c for t, c in zip(self.true, self.chosen, strict=True)) / len(self.chosen)
 
 
-def _metrics(info: dict[str, Any], protocol: str, device: torch.device) -> DepthMetrics:
+def _metrics(
+    info: dict[str, Any], protocol: str, device: torch.device, median_scaling: bool = False
+) -> DepthMetrics:
     return DepthMetrics(
-        min_depth=info["min_depth"], max_depth=info["max_depth"], crop=info["eval_crop"], protocol=protocol
+        min_depth=info["min_depth"],
+        max_depth=info["max_depth"],
+        crop=info["eval_crop"],
+        protocol=protocol,
+        median_scaling=median_scaling,
     ).to(device)
+
+
+def protocol_label(evaluation: Any) -> str:
+    """What a results file says produced it: ``standard``, ``paper``, plus ``+median_scaling`` if on."""
+    evaluation = evaluation or {}
+    label = str(evaluation.get("protocol", "standard"))
+    return f"{label}+median_scaling" if evaluation.get("median_scaling", False) else label
+
+
+def evaluation_options(evaluation: Any) -> dict[str, Any]:
+    """The keyword arguments of :func:`evaluate_domains` taken from an ``evaluation`` config."""
+    evaluation = evaluation or {}
+    return {
+        "protocol": str(evaluation.get("protocol", "standard")),
+        "split": str(evaluation.get("split", "test")),
+        "limit_batches": evaluation.get("limit_batches"),
+        "median_scaling": bool(evaluation.get("median_scaling", False)),
+    }
 
 
 @torch.no_grad()
@@ -48,6 +72,7 @@ def evaluate_domain(
     selector: DomainSelector | None,
     protocol: str = "standard",
     limit_batches: int | None = None,
+    median_scaling: bool = False,
 ) -> DomainEvaluation:
     """One pass over a test loader; the encoder runs once per batch for both modes.
 
@@ -60,8 +85,8 @@ def evaluate_domain(
     was_training = net.training
     net.eval()
     has_head = letter in net.heads
-    prior = _metrics(domain_info, protocol, module.device) if has_head else None
-    auto = _metrics(domain_info, protocol, module.device) if selector is not None else None
+    prior = _metrics(domain_info, protocol, module.device, median_scaling) if has_head else None
+    auto = _metrics(domain_info, protocol, module.device, median_scaling) if selector is not None else None
     result = DomainEvaluation(domain=letter, prior=None, auto=None)
     for batch_index, batch in enumerate(loader):
         if limit_batches is not None and batch_index >= limit_batches:
@@ -95,12 +120,19 @@ def evaluate_domains(
     protocol: str = "standard",
     split: str = "test",
     limit_batches: int | None = None,
+    median_scaling: bool = False,
 ) -> dict[str, DomainEvaluation]:
     results = {}
     for letter in letters:
         info = module.domain_info.get(letter) or _info_from_domain(datamodule, letter)
         results[letter] = evaluate_domain(
-            module, datamodule.eval_loader(letter, split), info, selector, protocol, limit_batches
+            module,
+            datamodule.eval_loader(letter, split),
+            info,
+            selector,
+            protocol,
+            limit_batches,
+            median_scaling,
         )
     return results
 

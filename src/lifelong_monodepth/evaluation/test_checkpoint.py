@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from lifelong_monodepth.data.domain import domains_from_config
 from lifelong_monodepth.data.errors import ConfigError
-from lifelong_monodepth.evaluation.evaluate import evaluate_domains
+from lifelong_monodepth.evaluation.evaluate import evaluate_domains, evaluation_options, protocol_label
 from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.models.selection import SELECTORS, DomainSelector
 from lifelong_monodepth.training.checkpointing import load_checkpoint_file
@@ -53,9 +53,8 @@ def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         cfg.data, domains={letter: configured[letter] for letter in letters}, _convert_="all"
     )
     evaluation = cfg.get("evaluation") or {}
-    protocol = str(evaluation.get("protocol", "standard"))
     chosen = str((cfg.get("selector") or {}).get("name", "prototype"))
-    table = ResultsTable(order=letters, strategy=f"test:{path.stem}", protocol=protocol)
+    table = ResultsTable(order=letters, strategy=f"test:{path.stem}", protocol=protocol_label(evaluation))
     selector_accuracy: dict[str, Any] = {}
     for name in [chosen] + [s for s in SELECTORS if s != chosen]:
         results = evaluate_domains(
@@ -63,9 +62,7 @@ def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             datamodule,
             letters,
             DomainSelector(name, module.selector_state),
-            protocol=protocol,
-            split=str(evaluation.get("split", "test")),
-            limit_batches=evaluation.get("limit_batches"),
+            **evaluation_options(evaluation),
         )
         if name == chosen:
             table.add_stage(path.stem, results)

@@ -23,7 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 from lifelong_monodepth.data.datamodule import LifelongDataModule
 from lifelong_monodepth.data.domain import DomainConfig, domains_from_config
 from lifelong_monodepth.data.errors import ConfigError
-from lifelong_monodepth.evaluation.evaluate import DomainEvaluation, evaluate_domains
+from lifelong_monodepth.evaluation.evaluate import (
+    DomainEvaluation,
+    evaluate_domains,
+    evaluation_options,
+    protocol_label,
+)
 from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
 from lifelong_monodepth.models.selection import DomainSelector, fit_selector_state, pooled_features
@@ -156,7 +161,7 @@ class SequenceRunner:
             self.results_dir,
             order=self.order,
             strategy=str(cfg.strategy.name),
-            protocol=str(self.evaluation.get("protocol", "standard")),
+            protocol=protocol_label(self.evaluation),
         )
         self.wandb = None
         self.guard = PreemptionGuard()
@@ -296,9 +301,7 @@ class SequenceRunner:
             self.datamodule,
             letters,
             selector,
-            protocol=str(self.evaluation.get("protocol", "standard")),
-            split=str(self.evaluation.get("split", "test")),
-            limit_batches=self.evaluation.get("limit_batches"),
+            **evaluation_options(self.evaluation),
         )
         self.table.add_stage(stage_name, results)
         return results
@@ -316,9 +319,7 @@ class SequenceRunner:
             self.datamodule,
             self.order,
             None,
-            protocol=str(self.evaluation.get("protocol", "standard")),
-            split=str(self.evaluation.get("split", "test")),
-            limit_batches=self.evaluation.get("limit_batches"),
+            **evaluation_options(self.evaluation),
         )
         self.table.add_stage("init", results)
         self.table.save(self.results_dir)
