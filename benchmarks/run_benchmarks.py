@@ -28,14 +28,23 @@ from lifelong_monodepth.models.encoder import Encoder  # noqa: E402
 from lifelong_monodepth.models.network import MultiDomainDepthNet  # noqa: E402
 from lifelong_monodepth.training.losses import distillation_loss, uncertainty_depth_loss  # noqa: E402
 
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
 
 def timed(fn, repeats: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
+    _sync()
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        _sync()  # CUDA kernels run asynchronously: wait for them before reading the clock
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
 
@@ -44,14 +53,14 @@ def build(backbone: str, domains: int) -> MultiDomainDepthNet:
     net = MultiDomainDepthNet(Encoder(backbone, pretrained=False))
     for i in range(domains):
         net.add_domain("NKSABC"[i], 0.1, 10.0 * (i + 1))
-    return net
+    return net.to(DEVICE)
 
 
 def bench_inference(backbone: str, size: tuple[int, int], batch: int, repeats: int) -> None:
     print(f"\n## Inference, {backbone}, batch {batch} at {size[0]}×{size[1]} (median of {repeats})")
     print("| domains | one head (s) | all heads (s) | all / one |")
     print("|---|---|---|---|")
-    images = torch.rand(batch, 3, *size)
+    images = torch.rand(batch, 3, *size, device=DEVICE)
     base = None
     for n in (1, 2, 3, 6):
         net = build(backbone, n).eval()
@@ -70,9 +79,9 @@ def bench_training(backbone: str, size: tuple[int, int], batch: int, repeats: in
     net = build(backbone, 3).train()
     teacher = build(backbone, 3).eval()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    images = torch.rand(batch, 3, *size)
-    replay = torch.rand(max(batch // 2, 1), 3, *size)
-    target = torch.rand(batch, 1, *size) * 9 + 0.5
+    images = torch.rand(batch, 3, *size, device=DEVICE)
+    replay = torch.rand(max(batch // 2, 1), 3, *size, device=DEVICE)
+    target = torch.rand(batch, 1, *size, device=DEVICE) * 9 + 0.5
     replay_target = target[: len(replay)]
 
     def step(old: list[str]) -> None:
@@ -127,16 +136,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, nargs=2, default=(96, 128))
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
-    print(
-        f"# lifelong-monodepth benchmarks — torch {torch.__version__}, CPU, {torch.get_num_threads()} threads"
+    where = (
+        torch.cuda.get_device_name(DEVICE)
+        if DEVICE.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
     )
+    print(f"# lifelong-monodepth benchmarks — torch {torch.__version__}, {where}")
     bench_inference(args.backbone, tuple(args.size), args.batch, args.repeats)
     bench_training(args.backbone, tuple(args.size), args.batch, args.repeats)
     bench_loading(args.repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n## Peak resident memory: {peak:.0f} MiB")
+    if DEVICE.type == "cuda":
+        print(f"## Peak GPU memory: {torch.cuda.max_memory_allocated(DEVICE) / 2**20:.0f} MiB")
     return 0
 
 

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def save_checkpoint_atomic(trainer: pl.Trainer, path: str | Path) -> Path:
     """``trainer.save_checkpoint`` to a temporary file, then rename: never a half-written file."""
-    return atomic_write(path, lambda tmp: trainer.save_checkpoint(tmp))
+    return atomic_write(path, lambda tmp: trainer.save_checkpoint(tmp, weights_only=False))
 
 
 def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
