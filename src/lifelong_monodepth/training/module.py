@@ -32,6 +32,9 @@ class NonFiniteLossError(RuntimeError):
     """Too many consecutive steps had a non-finite loss or gradient."""
 
 
+FREEZE_SHARED_BN = ("none", "encoder", "shared")
+
+
 class LifelongDepthModule(pl.LightningModule):
     """Trains the current domain's head with the uncertainty loss plus each strategy's terms.
 
@@ -47,8 +50,13 @@ class LifelongDepthModule(pl.LightningModule):
         scheduler: Mapping[str, Any] | None = None,
         freeze_old_head_bn: bool = True,
         max_bad_steps: int = 10,
+        freeze_shared_bn: str = "none",
     ) -> None:
         super().__init__()
+        if freeze_shared_bn not in FREEZE_SHARED_BN:
+            raise ValueError(
+                f"model.freeze_shared_bn must be one of {FREEZE_SHARED_BN}, got {freeze_shared_bn!r}"
+            )
         self.save_hyperparameters()
         self.net: MultiDomainDepthNet = _instantiate(net)
         self.domain_info: dict[str, dict[str, Any]] = {}
@@ -96,19 +104,31 @@ class LifelongDepthModule(pl.LightningModule):
         return [cb for cb in self.trainer.callbacks if isinstance(cb, LifelongStrategy)]
 
     def train(self, mode: bool = True) -> LifelongDepthModule:
-        """Training mode, except the BatchNorm layers of old heads when ``freeze_old_head_bn``.
+        """Training mode, except the BatchNorm layers of old heads when ``freeze_old_head_bn``, and of
+        the shared encoder (and fusion) when ``freeze_shared_bn`` says so.
 
+        Replay batches of old domains pass through the shared layers in training mode too, so
+        their BatchNorm statistics become a mix of domains that matches none of them at test time;
+        frozen statistics (the ImageNet ones for a pretrained encoder) are the same for every domain.
         Old heads only see the current domain through distillation: letting their BatchNorm
         statistics follow that domain would shift them away from their own data. Doing this in
         ``train()`` (not an epoch hook) keeps it true after validation and after a mid-epoch resume.
         """
         super().train(mode)
-        if mode and self.hparams.freeze_old_head_bn:
-            for letter, head in self.net.heads.items():
-                if letter not in self.current:
-                    for module in head.modules():
-                        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                            module.eval()
+        if not mode:
+            return self
+        frozen: list[torch.nn.Module] = []
+        if self.hparams.freeze_old_head_bn:
+            frozen += [head for letter, head in self.net.heads.items() if letter not in self.current]
+        shared = self.hparams.get("freeze_shared_bn", "none")
+        if shared in ("encoder", "shared"):
+            frozen.append(self.net.encoder)
+        if shared == "shared":
+            frozen.append(self.net.fusion)
+        for part in frozen:
+            for module in part.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
     def current_loss(self, batch: Mapping[str, Any], fused: Tensor) -> Tensor:

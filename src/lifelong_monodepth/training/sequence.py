@@ -114,6 +114,7 @@ def build_module(cfg: DictConfig) -> LifelongDepthModule:
         scheduler=_container(model.get("scheduler")),
         freeze_old_head_bn=bool(model.get("freeze_old_head_bn", True)),
         max_bad_steps=int(model.get("max_bad_steps", 10)),
+        freeze_shared_bn=str(model.get("freeze_shared_bn", "none")),
     )
 
 
