@@ -68,3 +68,45 @@ def test_head_parameter_count_matches_the_paper() -> None:
     """The paper's head (64 channels in, 5×5 convs) has 208,258 parameters."""
     head = DomainPredictor(in_channels=64, hidden_channels=64, kernel_size=5)
     assert sum(p.numel() for p in head.parameters()) == 208_258
+
+
+@pytest.mark.parametrize(
+    "mode, encoder_moves, fusion_moves",
+    [
+        ("none", True, True),
+        ("encoder", False, True),
+        ("shared", False, False),
+    ],
+)
+def test_freeze_shared_bn_keeps_shared_statistics(mode: str, encoder_moves: bool, fusion_moves: bool) -> None:
+    from lifelong_monodepth.training.module import LifelongDepthModule
+
+    net = {
+        "_target_": "lifelong_monodepth.models.network.MultiDomainDepthNet",
+        "encoder": {"backbone": "resnet18", "pretrained": False},
+        "fusion": {"mid_channels": 8, "out_channels": 16},
+        "head": {"hidden_channels": 8},
+    }
+    module = LifelongDepthModule(net=net, freeze_shared_bn=mode)
+    module.net.add_domain("N", 0.1, 10.0)
+    module.set_current(["N"])
+
+    def stats(part: torch.nn.Module) -> list[torch.Tensor]:
+        return [m.running_mean.clone() for m in part.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    before = stats(module.net.encoder), stats(module.net.fusion), stats(module.net.heads["N"])
+    module.train()
+    module(torch.rand(2, 3, 64, 64) * 5, domains=["N"])
+    after = stats(module.net.encoder), stats(module.net.fusion), stats(module.net.heads["N"])
+    moved = [
+        any(not torch.equal(a, b) for a, b in zip(x, y, strict=True))
+        for x, y in zip(before, after, strict=True)
+    ]
+    assert moved == [encoder_moves, fusion_moves, True]  # the current head always learns its statistics
+
+
+def test_freeze_shared_bn_rejects_unknown_values() -> None:
+    from lifelong_monodepth.training.module import LifelongDepthModule
+
+    with pytest.raises(ValueError, match="freeze_shared_bn must be one of"):
+        LifelongDepthModule(net={"_target_": "torch.nn.Identity"}, freeze_shared_bn="all")
