@@ -177,3 +177,27 @@ class SigtermAtFitEnd(_callback_base()):
 
         if not self.sent and trainer.global_step > 0:
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+class RecordBatchNormModes(_callback_base()):
+    """Records, at every training step, which parts of the network have BatchNorm in training mode."""
+
+    records: list = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        import torch
+
+        def training(part) -> bool:
+            return any(
+                m.training for m in part.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+            )
+
+        net = pl_module.net
+        RecordBatchNormModes.records.append(
+            {
+                "current": list(pl_module.current),
+                "encoder": training(net.encoder),
+                "fusion": training(net.fusion),
+                "heads": {letter: training(head) for letter, head in net.heads.items()},
+            }
+        )

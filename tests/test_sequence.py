@@ -35,3 +35,22 @@ def test_unknown_letter_fails_before_training(tmp_path: Path, tiny_domains) -> N
     with pytest.raises(ConfigError, match="Unknown domain letter.*'Q'.*Known letters: N, K, S"):
         SequenceRunner(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_frozen_batchnorm_holds_during_training(tmp_path: Path, tiny_domains) -> None:
+    """Old heads' (and with freeze_shared_bn the encoder's) BatchNorm stay in eval mode at every step."""
+    from conftest import RecordBatchNormModes
+
+    RecordBatchNormModes.records = []
+    overrides = [
+        *FAST_OVERRIDES,
+        "order=NK",
+        "model.freeze_shared_bn=encoder",
+        "+callbacks.record._target_=conftest.RecordBatchNormModes",
+    ]
+    run_sequence(compose_config(tmp_path / "run", overrides, tiny_domains))
+    records = RecordBatchNormModes.records
+    assert [r["current"] for r in records] == [["N"], ["N"], ["K"], ["K"]]
+    assert not any(r["encoder"] for r in records) and all(r["fusion"] for r in records)
+    assert all(r["heads"]["N"] for r in records[:2])  # N's head learns its statistics in stage 1
+    assert not any(r["heads"]["N"] for r in records[2:]) and all(r["heads"]["K"] for r in records[2:])

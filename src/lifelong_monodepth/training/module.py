@@ -131,6 +131,14 @@ class LifelongDepthModule(pl.LightningModule):
                     module.eval()
         return self
 
+    def on_train_start(self) -> None:
+        # Lightning leaves the module in whatever mode it finds it (and evaluation code between
+        # stages calls ``net.train()``, which bypasses this class): apply the frozen layers here.
+        self.train()
+
+    def on_train_epoch_start(self) -> None:
+        self.train()
+
     def current_loss(self, batch: Mapping[str, Any], fused: Tensor) -> Tensor:
         """Depth loss of the current domain(s); a mixed (joint) batch is split by domain."""
         letters = list(batch["domain"])
