@@ -54,3 +54,12 @@ def test_frozen_batchnorm_holds_during_training(tmp_path: Path, tiny_domains) ->
     assert not any(r["encoder"] for r in records) and all(r["fusion"] for r in records)
     assert all(r["heads"]["N"] for r in records[:2])  # N's head learns its statistics in stage 1
     assert not any(r["heads"]["N"] for r in records[2:]) and all(r["heads"]["K"] for r in records[2:])
+
+
+def test_paper_experiment_composes_the_papers_setting(tmp_path: Path) -> None:
+    cfg = compose_config(tmp_path / "run", ["experiment=paper_real"])
+    assert cfg.model.net.encoder.backbone == "resnet34"
+    assert cfg.model.net.head.hidden_channels == 64 and cfg.model.net.head.kernel_size == 5
+    assert cfg.model.net.fusion.kernel_size == 5 and cfg.model.optimizer.lr == 1e-4
+    assert cfg.trainer.max_epochs == 20 and cfg.strategy.callbacks.replay.memory_per_domain == 500
+    assert [cfg.domains[x].name for x in "NKS"] == ["nyu", "kitti", "scannet"]
