@@ -179,6 +179,29 @@ def test_train_order_depends_only_on_seed_and_epoch(tmp_path: Path) -> None:
     assert sorted(order(1)) == list(range(8))
 
 
+def test_joint_training_batches_one_domain_at_a_time(tmp_path: Path) -> None:
+    """Joint training over domains of different image sizes: every batch is from one domain."""
+    domains = {
+        "N": make_domain(tmp_path, "N", size=(32, 48), count=7),
+        "K": make_domain(tmp_path, "K", size=(32, 96), count=5, depth_scale=256.0, max_depth=80.0),
+    }
+    module = LifelongDataModule(domains, batch_size=2, seed=3)
+    module.set_current(["N", "K"])
+    loader = module.train_dataloader()
+    seen = {0: [], 1: []}
+    for epoch in (0, 1):
+        loader.sampler.set_epoch(epoch)
+        for batch in loader:
+            assert len(set(batch["domain"])) == 1 and batch["image"].shape[0] == 2
+            seen[epoch].append((batch["domain"][0], tuple(int(i) for i in batch["index"])))
+    assert len(seen[0]) == 3 + 2  # 7 N images → 3 batches, 5 K images → 2 (incomplete batches left out)
+    assert {d for d, _ in seen[0]} == {"N", "K"}
+    assert seen[0] != seen[1]  # reshuffled per epoch, batches of both domains interleaved
+    assert [d for d, _ in seen[0]] != sorted(d for d, _ in seen[0]) or [d for d, _ in seen[1]] != sorted(
+        d for d, _ in seen[1]
+    )
+
+
 def test_domain_config_validation_names_the_key() -> None:
     base = {
         "letter": "N",

@@ -106,9 +106,11 @@ class LifelongDataModule(pl.LightningDataModule):
             raise RuntimeError("LifelongDataModule.set_current(...) must be called before training.")
         dataset = EpochIndexedDataset([self.dataset(letter, "train") for letter in self.current])
         stage_seed = self.seed * 31 + sum(ord(c) for c in "".join(self.current))
-        return self._loader(
-            dataset, self.batch_size, EpochSeededSampler(len(dataset), stage_seed), self.drop_last
-        )
+        # Several domains at once (joint training): single-domain batches, since sizes differ.
+        groups = list(zip(dataset.offsets[:-1], dataset.offsets[1:], strict=True))
+        batch_size = min(self.batch_size, *(stop - start for start, stop in groups))
+        sampler = EpochSeededSampler(len(dataset), stage_seed, groups=groups, batch_size=batch_size)
+        return self._loader(dataset, batch_size, sampler, self.drop_last)
 
     def val_dataloader(self) -> list[DataLoader]:
         return [self.eval_loader(letter, "val") for letter in self.current]

@@ -39,10 +39,28 @@ class EpochIndexedDataset(Dataset):
 
 
 class EpochSeededSampler(Sampler[int]):
-    """Random permutation per epoch from (seed, epoch); Lightning calls ``set_epoch``."""
+    """Random permutation per epoch from (seed, epoch); Lightning calls ``set_epoch``.
 
-    def __init__(self, length: int, seed: int, shuffle: bool = True) -> None:
-        self.length, self.seed, self.shuffle, self.epoch = length, seed, shuffle, 0
+    With ``groups`` (index ranges, one per domain) and ``batch_size``, the order is made of whole
+    single-domain batches in shuffled order: domains of different image sizes (joint training)
+    cannot share a batch. Each domain's incomplete last batch is left out of that epoch.
+    """
+
+    def __init__(
+        self,
+        length: int,
+        seed: int,
+        shuffle: bool = True,
+        groups: Sequence[tuple[int, int]] | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.groups = list(groups) if groups is not None and len(groups) > 1 else None
+        self.batch_size = int(batch_size or 1)
+        if self.groups is not None:
+            length = sum((stop - start) // self.batch_size * self.batch_size for start, stop in self.groups)
+        self.length = length
+        self.dataset_length = sum(stop - start for start, stop in self.groups) if self.groups else length
         self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -56,16 +74,30 @@ class EpochSeededSampler(Sampler[int]):
         return self.length
 
     def __iter__(self) -> Iterator[int]:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.groups is not None:
+            order = self._grouped_order(generator)
+        elif self.shuffle:
             order = torch.randperm(self.length, generator=generator).tolist()
         else:
             order = list(range(self.length))
         if self._resume is not None and self._resume[0] == self.epoch:
             order = order[self._resume[1] :]
         self._resume = None
-        base = self.epoch * self.length
+        base = self.epoch * self.dataset_length
         return iter([base + i for i in order])
+
+    def _grouped_order(self, generator: torch.Generator) -> list[int]:
+        batches = []
+        for start, stop in self.groups or []:
+            count = stop - start
+            inner = torch.randperm(count, generator=generator).tolist() if self.shuffle else range(count)
+            indices = [start + i for i in inner]
+            usable = count // self.batch_size * self.batch_size
+            batches += [indices[i : i + self.batch_size] for i in range(0, usable, self.batch_size)]
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return [i for batch in batches for i in batch]
 
 
 class ResumableDataLoader(DataLoader):
