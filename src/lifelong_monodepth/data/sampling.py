@@ -88,8 +88,9 @@ class EpochSeededSampler(Sampler[int]):
         return iter([base + i for i in order])
 
     def _grouped_order(self, generator: torch.Generator) -> list[int]:
+        assert self.groups is not None
         batches = []
-        for start, stop in self.groups or []:
+        for start, stop in self.groups:
             count = stop - start
             inner = torch.randperm(count, generator=generator).tolist() if self.shuffle else range(count)
             indices = [start + i for i in inner]

@@ -46,13 +46,6 @@ def _metrics(
     ).to(device)
 
 
-def protocol_label(evaluation: Any) -> str:
-    """What a results file says produced it: ``standard``, ``paper``, plus ``+median_scaling`` if on."""
-    evaluation = evaluation or {}
-    label = str(evaluation.get("protocol", "standard"))
-    return f"{label}+median_scaling" if evaluation.get("median_scaling", False) else label
-
-
 def evaluation_options(evaluation: Any) -> dict[str, Any]:
     """The keyword arguments of :func:`evaluate_domains` taken from an ``evaluation`` config."""
     evaluation = evaluation or {}
@@ -62,6 +55,13 @@ def evaluation_options(evaluation: Any) -> dict[str, Any]:
         "limit_batches": evaluation.get("limit_batches"),
         "median_scaling": bool(evaluation.get("median_scaling", False)),
     }
+
+
+def protocol_label(evaluation: Any) -> str:
+    """What a results file says produced it: ``standard``, ``paper``, plus ``+median_scaling`` if on."""
+    options = evaluation_options(evaluation)
+    suffix = "+median_scaling" if options["median_scaling"] else ""
+    return options["protocol"] + suffix
 
 
 @torch.no_grad()

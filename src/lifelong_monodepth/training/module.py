@@ -104,15 +104,14 @@ class LifelongDepthModule(pl.LightningModule):
         return [cb for cb in self.trainer.callbacks if isinstance(cb, LifelongStrategy)]
 
     def train(self, mode: bool = True) -> LifelongDepthModule:
-        """Training mode, except the BatchNorm layers of old heads when ``freeze_old_head_bn``, and of
-        the shared encoder (and fusion) when ``freeze_shared_bn`` says so.
+        """Training mode, except BatchNorm layers whose statistics must not follow the current batch.
 
-        Replay batches of old domains pass through the shared layers in training mode too, so
-        their BatchNorm statistics become a mix of domains that matches none of them at test time;
-        frozen statistics (the ImageNet ones for a pretrained encoder) are the same for every domain.
-        Old heads only see the current domain through distillation: letting their BatchNorm
-        statistics follow that domain would shift them away from their own data. Doing this in
-        ``train()`` (not an epoch hook) keeps it true after validation and after a mid-epoch resume.
+        Old heads (``freeze_old_head_bn``) only see the current domain through distillation:
+        letting their statistics follow it would shift them away from their own data. The shared
+        encoder (and fusion) with ``freeze_shared_bn``: replay batches of old domains pass through
+        them too, so their statistics would become a mix of domains that matches none of them at
+        test time. Lightning does not call ``train()`` itself, so the train-start and epoch-start
+        hooks below do; after validation Lightning restores the modes set here.
         """
         super().train(mode)
         if not mode:
@@ -132,8 +131,7 @@ class LifelongDepthModule(pl.LightningModule):
         return self
 
     def on_train_start(self) -> None:
-        # Lightning leaves the module in whatever mode it finds it (and evaluation code between
-        # stages calls ``net.train()``, which bypasses this class): apply the frozen layers here.
+        # Evaluation between stages calls ``net.train()``, which bypasses this class's ``train()``.
         self.train()
 
     def on_train_epoch_start(self) -> None:
