@@ -244,3 +244,20 @@ def test_multirun_sweeps_orders_and_writes_one_run_each(tmp_path: Path) -> None:
     assert (sweep / "1_KN_finetune" / "checkpoints" / "KN.ckpt").is_file()
     orders = [json.loads((sweep / r / "results" / "summary.json").read_text())["order"] for r in runs]
     assert orders == ["NK", "KN"]
+
+
+def test_route_gives_one_confidence_per_image_and_no_unknown_without_calibration() -> None:
+    """``route`` is what predict/evaluation read: the same choice as ``select``, a softmax confidence."""
+    generator = torch.Generator().manual_seed(1)
+    patterns = {letter: torch.rand(8, 4, 4, generator=generator) for letter in "NK"}
+    batch = {letter: patterns[letter][None].expand(3, -1, -1, -1).clone() for letter in "NK"}
+    state = fit_selector_state({k: pooled_features(v, grid=4) for k, v in batch.items()}, grid=4)
+    for name in ("prototype", "classifier"):
+        selector = DomainSelector(name, state)
+        routing = selector.route(None, torch.cat([batch["N"], batch["K"]]))
+        assert (
+            routing.letters == ["N"] * 3 + ["K"] * 3 == selector.select(None, torch.cat(list(batch.values())))
+        )
+        assert routing.confidence.shape == (6,)
+        assert bool(((routing.confidence > 0.5) & (routing.confidence <= 1.0)).all())
+        assert not bool(routing.unknown.any())

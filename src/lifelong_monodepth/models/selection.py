@@ -14,6 +14,7 @@ size routes images of any other size (the original hard-coded per-dataset map si
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,6 +24,17 @@ from torch import Tensor
 from lifelong_monodepth.models.network import MultiDomainDepthNet
 
 SELECTORS = ("prototype", "classifier", "uncertainty")
+
+
+@dataclass
+class Routing:
+    """What a selector decided for a batch: one head per image, how sure it is, and whether the
+    image looks like none of the learned domains (``unknown``; always false for selectors
+    without a calibrated threshold)."""
+
+    letters: list[str]
+    confidence: Tensor
+    unknown: Tensor
 
 
 def pooled_features(fused: Tensor, grid: int = 4) -> Tensor:
@@ -83,16 +95,27 @@ class DomainSelector:
             )
 
     def select(self, net: MultiDomainDepthNet, fused: Tensor) -> list[str]:
+        """The chosen head of each image (see :meth:`route` for confidences)."""
+        return self.route(net, fused).letters
+
+    def route(self, net: MultiDomainDepthNet, fused: Tensor) -> Routing:
+        """Scores of every learned domain → the chosen head, its softmax confidence, the unknown flag."""
         if self.name == "uncertainty":
             out = net.run_heads(fused, net.domains)
-            scores = torch.stack([out.log_var[letter].mean(dim=(1, 2, 3)) for letter in net.domains], dim=1)
-            return [net.domains[i] for i in scores.argmin(1).tolist()]
-        features = pooled_features(fused, self.grid)
-        letters = self.state["letters"]
-        if self.name == "prototype":
-            prototypes = self.state["prototypes"].to(features)
-            distances = ((features[:, None, :] - prototypes[None]) ** 2).mean(-1)
-            return [letters[i] for i in distances.argmin(1).tolist()]
-        clf = {key: value.to(features) for key, value in self.state["classifier"].items()}
-        logits = ((features - clf["mean"]) / clf["std"]) @ clf["weight"].T + clf["bias"]
-        return [letters[i] for i in logits.argmax(1).tolist()]
+            letters = net.domains
+            scores = -torch.stack([out.log_var[letter].mean(dim=(1, 2, 3)) for letter in letters], dim=1)
+        else:
+            features = pooled_features(fused, self.grid)
+            letters = self.state["letters"]
+            if self.name == "prototype":
+                prototypes = self.state["prototypes"].to(features)
+                scores = -((features[:, None, :] - prototypes[None]) ** 2).mean(-1)
+            else:
+                clf = {key: value.to(features) for key, value in self.state["classifier"].items()}
+                scores = ((features - clf["mean"]) / clf["std"]) @ clf["weight"].T + clf["bias"]
+        confidence, index = scores.softmax(1).max(1)
+        return Routing(
+            letters=[letters[i] for i in index.tolist()],
+            confidence=confidence,
+            unknown=torch.zeros_like(confidence, dtype=torch.bool),
+        )
