@@ -39,8 +39,9 @@ def read_index(index_path: str | Path, root: str | Path) -> list[IndexRow]:
     if not index_path.is_file():
         raise DataError(
             f"Index file not found: {index_path}. For a real dataset write it with "
-            "`python -m lifelong_monodepth.data.prepare {nyu,kitti,scannet} --source DIR` (docs/datasets.md); "
-            "for the synthetic benchmark run `make data`; or point the domain's `index` entries at existing CSVs."
+            "`python -m lifelong_monodepth.data.prepare {nyu,kitti,scannet} --source DIR` "
+            "(docs/datasets.md); for the synthetic benchmark run `make data`; or point the domain's "
+            "`index` entries at existing CSVs."
         )
     with index_path.open(newline="") as handle:
         reader = csv.DictReader(handle)

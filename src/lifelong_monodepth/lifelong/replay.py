@@ -52,9 +52,8 @@ class ReplayBuffer:
         return sum(len(rows) for rows in self.rows.values())
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            letter: [(str(r.rgb), str(r.depth), r.depth_scale) for r in rows] for letter, rows in self.rows.items()
-        }
+        rows = self.rows.items()
+        return {letter: [(str(r.rgb), str(r.depth), r.depth_scale) for r in kept] for letter, kept in rows}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         from pathlib import Path
