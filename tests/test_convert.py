@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import FAST_OVERRIDES, compose_config, tiny_domains_at
+from lifelong_monodepth.cli.main import execute
 from lifelong_monodepth.convert import ConversionError, main, original_key_map
 from lifelong_monodepth.data.errors import ConfigError
 from lifelong_monodepth.evaluation.test_checkpoint import load_module
@@ -50,6 +53,14 @@ def test_every_tensor_lands_and_outputs_match_the_reference(original: dict, tmp_
     for task, letter in enumerate("NK"):
         torch.testing.assert_close(ours.depth[letter], reference[task][0], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(ours.log_var[letter], reference[task][1], rtol=1e-4, atol=1e-5)
+
+    # mode=test runs on the converted file; the selector (none in the original file) is fitted on replay.
+    cfg = compose_config(
+        tmp_path / "eval", [*FAST_OVERRIDES, "mode=test", f"ckpt={out}"], tiny_domains_at(tmp_path / "data")
+    )
+    summary = execute(cfg)
+    assert set(summary["selector_comparison"]) == {"prototype", "classifier", "uncertainty"}
+    assert all(math.isfinite(summary["final"][letter]["prior"]["rmse"]) for letter in "NK")
 
 
 def test_wrong_domain_count_and_foreign_files_are_refused(
