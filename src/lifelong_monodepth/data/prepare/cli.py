@@ -22,6 +22,13 @@ from lifelong_monodepth.data.prepare.common import PrepareResult, SourceError, f
 DOMAINS = {"nyu": ("nyu", "N"), "kitti": ("kitti", "K"), "scannet": ("scannet", "S")}
 
 
+def default_index_dir() -> Path:
+    """Where ``run.py`` looks for index CSVs: ``$LMD_INDEX_DIR``, else ``data_index/`` of the project."""
+    if os.environ.get("LMD_INDEX_DIR"):
+        return Path(os.environ["LMD_INDEX_DIR"])
+    return Path(os.environ.get("LMD_ROOT", ".")) / "data_index"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lifelong_monodepth.data.prepare",
@@ -37,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--out",
             type=Path,
             default=None,
-            help="folder for the CSVs (default: $LMD_INDEX_DIR/<domain>, else data_index/<domain>)",
+            help="folder for the CSVs (default: $LMD_INDEX_DIR/<domain>, else <project>/data_index/<domain>)",
         )
         p.add_argument(
             "--val-fraction",
@@ -56,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         "labeled set (nyu_depth_v2_labeled.mat + splits.mat, exported once to PNG / 16-bit PNG in mm).",
     )
     common(nyu)
-    nyu.add_argument("--layout", choices=("auto", "release", "labeled"), default="auto")
+    nyu.add_argument(
+        "--layout",
+        choices=("auto", "release", "labeled"),
+        default="auto",
+        help="which download --source holds (default: recognised from its files)",
+    )
     nyu.add_argument(
         "--export-dir", type=Path, default=None, help="labeled: where PNGs go (default SOURCE/labeled_export)"
     )
@@ -147,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     domain, letter = DOMAINS[args.dataset]
-    out = args.out or Path(os.environ.get("LMD_INDEX_DIR", "data_index")) / domain
+    out = args.out or default_index_dir() / domain
     try:
         result = run(args)
         write_result(result, out, ["python", "-m", "lifelong_monodepth.data.prepare", *argv])
