@@ -65,7 +65,8 @@ class DepthDataset(Dataset):
         """Read and check one RGB/depth pair (metres), raising ``DataError`` on bad input."""
         row = self.rows[i]
         image = read_rgb(row.rgb)
-        depth = read_depth(row.depth, self.domain.depth_scale)
+        scale = row.depth_scale or self.domain.depth_scale  # a row's own scale wins (see data/index.py)
+        depth = read_depth(row.depth, scale)
         if depth.shape != image.shape[:2]:
             raise DataError(
                 f"Depth {row.depth} is {depth.shape[1]}×{depth.shape[0]} but image {row.rgb} is "
@@ -75,7 +76,7 @@ class DepthDataset(Dataset):
         if not np.any(depth > 0):
             raise DataError(
                 f"Depth map {row.depth} has no valid pixel (all 0): it cannot supervise anything. "
-                f"Check depth_scale={self.domain.depth_scale} and the file, or remove the row."
+                f"Check depth_scale={scale} and the file, or remove the row."
             )
         return image, depth
 

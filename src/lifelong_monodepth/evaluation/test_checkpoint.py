@@ -27,10 +27,29 @@ log = logging.getLogger(__name__)
 
 def load_module(path: str | Path) -> LifelongDepthModule:
     """A stage checkpoint → a ready model, loaded with ``weights_only=True`` (no code runs on load)."""
-    load_checkpoint_file(path)  # clear error for a missing, truncated or unsafe file
+    checkpoint = load_checkpoint_file(path)  # clear error for a missing, truncated or unsafe file
+    _check_own_checkpoint(path, checkpoint)
     module = LifelongDepthModule.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
     module.eval()
     return module
+
+
+def _check_own_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
+    """A foreign file (e.g. an original ``NKS.pth.tar``) is refused with what to do, not a KeyError."""
+    if "pytorch-lightning_version" in checkpoint and "lifelong" in checkpoint:
+        return
+    from lifelong_monodepth.convert import looks_original
+
+    if looks_original(checkpoint["state_dict"]):
+        raise ConfigError(
+            f"{path} is an original Lifelong-MonoDepth checkpoint. Convert it first: "
+            f"python -m lifelong_monodepth.convert {path} --domains <letters in learning order, e.g. NKS> "
+            f"--out {path.with_suffix('').with_suffix('.ckpt')}; then mode=test ckpt=<that file>."
+        )
+    raise ConfigError(
+        f"{path} is not a lifelong-monodepth checkpoint (no Lightning version or `lifelong` entry): use a "
+        "stage checkpoint written by run.py (outputs/.../checkpoints/NKS.ckpt)."
+    )
 
 
 def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
@@ -52,6 +71,19 @@ def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(
         cfg.data, domains={letter: configured[letter] for letter in letters}, _convert_="all"
     )
+    if not module.selector_state.get("letters"):
+        from lifelong_monodepth.evaluation.selector_fit import fit_selector_from_data
+
+        node = cfg.get("selector") or {}
+        log.info("%s holds no selector state (a converted checkpoint?): fitting it on replay images", path)
+        module.selector_state = fit_selector_from_data(
+            module,
+            datamodule,
+            letters,
+            grid=int(node.get("grid", 4)),
+            limit=int(node.get("max_images", 64)),
+            seed=int(cfg.get("seed", 0)),
+        )
     evaluation = cfg.get("evaluation") or {}
     chosen = str((cfg.get("selector") or {}).get("name", "prototype"))
     table = ResultsTable(order=letters, strategy=f"test:{path.stem}", protocol=protocol_label(evaluation))

@@ -52,12 +52,17 @@ class ReplayBuffer:
         return sum(len(rows) for rows in self.rows.values())
 
     def state_dict(self) -> dict[str, Any]:
-        return {letter: [(str(r.rgb), str(r.depth)) for r in rows] for letter, rows in self.rows.items()}
+        rows = self.rows.items()
+        return {letter: [(str(r.rgb), str(r.depth), r.depth_scale) for r in kept] for letter, kept in rows}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         from pathlib import Path
 
-        self.rows = {letter: [IndexRow(Path(a), Path(b)) for a, b in rows] for letter, rows in state.items()}
+        # Rows are (rgb, depth) in older checkpoints, (rgb, depth, depth_scale) since per-row scales.
+        self.rows = {
+            letter: [IndexRow(Path(row[0]), Path(row[1]), *(row[2:3] or [None])) for row in rows]
+            for letter, rows in state.items()
+        }
 
 
 class ReplayCallback(LifelongStrategy):

@@ -7,13 +7,18 @@ from torch import Tensor, nn
 
 from lifelong_monodepth.models.fusion import conv_bn_relu
 
+#: How the depth branch's output becomes metres: squashed into the domain's range, or as it is.
+OUTPUTS = ("range", "linear")
+
 
 class DomainPredictor(nn.Module):
     """Two small branches on the fused map, each 5×5 conv+BN+ReLU then 5×5 conv to one channel.
 
-    The depth branch is squashed into the domain's ``[min_depth, max_depth]`` range, so a head
-    can never predict an 80 m wall indoors and every domain starts from a sensible mid-range
-    output. The range is stored as buffers so a checkpoint carries it.
+    With ``output="range"`` (default) the depth branch is squashed into the domain's
+    ``[min_depth, max_depth]`` range, so a head can never predict an 80 m wall indoors and every
+    domain starts from a sensible mid-range output. ``output="linear"`` returns the raw conv output
+    in metres, as the original network does (``experiment=paper_real``, converted checkpoints).
+    The range is stored as buffers so a checkpoint carries it.
     """
 
     def __init__(
@@ -23,8 +28,12 @@ class DomainPredictor(nn.Module):
         kernel_size: int = 5,
         min_depth: float = 0.1,
         max_depth: float = 10.0,
+        output: str = "range",
     ) -> None:
         super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"model.net.head.output must be one of {OUTPUTS}, got {output!r}")
+        self.output = output
         self.depth_branch = nn.Sequential(
             conv_bn_relu(in_channels, hidden_channels, kernel_size),
             nn.Conv2d(hidden_channels, 1, kernel_size, padding=kernel_size // 2),
@@ -44,6 +53,8 @@ class DomainPredictor(nn.Module):
         return float(self.depth_range[1])
 
     def forward(self, fused: Tensor) -> tuple[Tensor, Tensor]:
+        raw = self.depth_branch(fused)
+        if self.output == "linear":
+            return raw, self.uncertainty_branch(fused)
         low, high = self.depth_range[0], self.depth_range[1]
-        depth = low + (high - low) * torch.sigmoid(self.depth_branch(fused))
-        return depth, self.uncertainty_branch(fused)
+        return low + (high - low) * torch.sigmoid(raw), self.uncertainty_branch(fused)
