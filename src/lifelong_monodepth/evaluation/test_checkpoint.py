@@ -23,11 +23,21 @@ from lifelong_monodepth.training.module import LifelongDepthModule
 from lifelong_monodepth.utils.run_info import write_run_info
 
 log = logging.getLogger(__name__)
+# Entries every checkpoint of this project has; an original Lifelong-MonoDepth .pth.tar has neither.
+FOREIGN_MARKERS = ("pytorch-lightning_version", "lifelong")
 
 
 def load_module(path: str | Path) -> LifelongDepthModule:
     """A stage checkpoint → a ready model, loaded with ``weights_only=True`` (no code runs on load)."""
-    load_checkpoint_file(path)  # clear error for a missing, truncated or unsafe file
+    checkpoint = load_checkpoint_file(path)  # clear error for a missing, truncated or unsafe file
+    missing = [key for key in FOREIGN_MARKERS if key not in checkpoint]
+    if missing:
+        raise ConfigError(
+            f"{path} is not a lifelong-monodepth checkpoint (it has no {' / '.join(missing)} entry): "
+            "if it is an original Lifelong-MonoDepth file (e.g. NKS.pth.tar), convert it first with "
+            f"`python -m lifelong_monodepth.convert {path} --domains <its order, e.g. NKS> --out <new>.ckpt` "
+            "and pass ckpt=<new>.ckpt."
+        )
     module = LifelongDepthModule.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
     module.eval()
     return module
