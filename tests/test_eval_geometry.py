@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_domain
 
+from conftest import make_domain
 from lifelong_monodepth.data.collate import eval_collate
 from lifelong_monodepth.data.datamodule import LifelongDataModule
 from lifelong_monodepth.data.dataset import DepthDataset

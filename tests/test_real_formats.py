@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import make_domain
 
+from conftest import make_domain
 from lifelong_monodepth.data.dataset import DepthDataset
 from lifelong_monodepth.data.depth_io import read_depth, read_rgb, write_depth_png, write_rgb
 from lifelong_monodepth.data.domain import DomainConfig

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST_OVERRIDES, compose_config, make_domain
 
+from conftest import FAST_OVERRIDES, compose_config, make_domain
 from lifelong_monodepth.data.datamodule import LifelongDataModule
 from lifelong_monodepth.data.depth_io import write_depth_png, write_rgb
 from lifelong_monodepth.data.errors import DataError

@@ -100,7 +100,12 @@ class LifelongDataModule(pl.LightningDataModule):
     ) -> DepthDataset:
         """Every dataset of a run is built here: it takes ``on_error`` and its skips are counted."""
         dataset = DepthDataset(
-            domain, split, train=train, on_error=self.on_error, seed=self.seed if seed is None else seed, rows=rows
+            domain,
+            split,
+            train=train,
+            on_error=self.on_error,
+            seed=self.seed if seed is None else seed,
+            rows=rows,
         )
         self._built.append(dataset)
         return dataset

@@ -56,7 +56,9 @@ class DepthDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.rows = rows if rows is not None else read_index(domain.index_path(split), domain.root)
-        self.transform = build_transform(domain.input_size, domain.augment, train=train, input_fit=domain.input_fit)
+        self.transform = build_transform(
+            domain.input_size, domain.augment, train=train, input_fit=domain.input_fit
+        )
         self.skipped: dict[str, str] = {}
 
     def __len__(self) -> int:
@@ -83,7 +85,8 @@ class DepthDataset(Dataset):
         if not np.any(depth > 0):
             raise DataError(
                 f"Depth map {row.depth} has no valid pixel (all 0): it cannot supervise anything. "
-                f"Check depth_scale={row.depth_scale or self.domain.depth_scale} and the file, or remove the row."
+                f"Check depth_scale={row.depth_scale or self.domain.depth_scale} and the file, "
+                "or remove the row."
             )
         return image, depth
 

@@ -82,7 +82,10 @@ def write_depth_png(path: str | Path, depth_m: np.ndarray, depth_scale: float) -
 
 
 def read_depth(
-    path: str | Path, depth_scale: float, depth_scale_uint8: float | None = None, key: str = "depth_scale_uint8"
+    path: str | Path,
+    depth_scale: float,
+    depth_scale_uint8: float | None = None,
+    key: str = "depth_scale_uint8",
 ) -> np.ndarray:
     """Read a depth map in metres (float32, 0 = invalid).
 

@@ -151,7 +151,9 @@ def _options(cfg: Mapping[str, Any], key: str) -> dict[str, Any]:
     def choice(name: str, allowed: tuple[str, ...], default: str) -> str:
         value = str(cfg.get(name) or default)
         if value not in allowed:
-            raise ConfigError(f"Domain `domains.{key}.{name}` is {value!r}; choose one of {', '.join(allowed)}.")
+            raise ConfigError(
+                f"Domain `domains.{key}.{name}` is {value!r}; choose one of {', '.join(allowed)}."
+            )
         return value
 
     def pair(value: Any, name: str) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Index CSVs: one row per sample, columns ``rgb,depth`` (+ optional ``depth_scale``), paths relative to a root.
+"""Index CSVs: one row per sample, ``rgb,depth[,depth_scale]``, paths relative to a data root.
 
 The optional ``depth_scale`` column overrides the domain's scale for that row, for releases that
 mix encodings in one split (the original NYU-v2 release: 8-bit training maps with 255 = 10 m,

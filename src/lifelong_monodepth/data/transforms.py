@@ -34,7 +34,10 @@ class BottomWindowCrop(A.DualTransform):
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, int]:
         height, width = params["shape"][:2]
-        return {"top": max(0, height - self.height), "left": self.py_random.randint(0, max(0, width - self.width))}
+        return {
+            "top": max(0, height - self.height),
+            "left": self.py_random.randint(0, max(0, width - self.width)),
+        }
 
     def apply(self, img: np.ndarray, top: int = 0, left: int = 0, **params: Any) -> np.ndarray:
         return img[top : top + self.height, left : left + self.width]
@@ -64,7 +67,9 @@ def build_transform(
             BottomWindowCrop(height, width),
         ]
     else:
-        steps = [A.Resize(height, width, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST)]
+        steps = [
+            A.Resize(height, width, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST)
+        ]
     if train:
         steps += [_instantiate(item) for item in (augment or [])]
     return A.Compose(steps, additional_targets=dict(DEPTH_TARGETS))

@@ -148,7 +148,7 @@ class DepthMetrics(Metric):
 
     # ------------------------------------------------------------------------------- update
     def update(self, pred: torch.Tensor, target: torch.Tensor, frames: torch.Tensor | None = None) -> None:
-        """Add a batch; ``pred`` must already be at the ground truth's resolution (``frames``: see valid_mask)."""
+        """Add a batch; ``pred`` must already be at the ground truth's size (``frames``: see valid_mask)."""
         pred, target = _as_bhw(pred, "pred"), _as_bhw(target, "target")
         if pred.shape != target.shape:
             raise ValueError(

@@ -48,7 +48,9 @@ def score_batch(
             sample_pred, target = paper_view(sample_pred, target, paper_eval)
             metric.update(sample_pred, target)
         else:
-            metric.update(upsample_to(sample_pred, tuple(target.shape[-2:])), target, frames=frames.to(pred.device))
+            metric.update(
+                upsample_to(sample_pred, tuple(target.shape[-2:])), target, frames=frames.to(pred.device)
+            )
 
 
 def paper_view(pred: Tensor, target: Tensor, geometry: Mapping[str, Any]) -> tuple[Tensor, Tensor]:

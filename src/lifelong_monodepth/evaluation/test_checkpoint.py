@@ -63,6 +63,7 @@ def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         cfg.data, domains={letter: configured[letter] for letter in letters}, _convert_="all"
     )
     evaluation = cfg.get("evaluation") or {}
+    datamodule.check_index_files(letters, [evaluation_options(evaluation)["split"]])
     chosen = str((cfg.get("selector") or {}).get("name", "prototype"))
     table = ResultsTable(order=letters, strategy=f"test:{path.stem}", protocol=protocol_label(evaluation))
     selector_accuracy: dict[str, Any] = {}

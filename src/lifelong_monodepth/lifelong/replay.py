@@ -55,7 +55,9 @@ class ReplayBuffer:
         # A row's own depth_scale (mixed 8/16-bit releases) travels with it, as a third item.
         return {
             letter: [
-                (str(r.rgb), str(r.depth)) if r.depth_scale is None else (str(r.rgb), str(r.depth), r.depth_scale)
+                (str(r.rgb), str(r.depth))
+                if r.depth_scale is None
+                else (str(r.rgb), str(r.depth), r.depth_scale)
                 for r in rows
             ]
             for letter, rows in self.rows.items()
