@@ -94,3 +94,14 @@ def test_foreign_checkpoint_points_to_the_converter(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"NKS\.pth\.tar is not a lifelong-monodepth checkpoint.*"
                        r"python -m lifelong_monodepth\.convert"):  # fmt: skip
         load_module(path)
+
+
+def test_replay_memory_keeps_a_rows_own_depth_scale() -> None:
+    from lifelong_monodepth.data.index import IndexRow
+    from lifelong_monodepth.lifelong.replay import ReplayBuffer
+
+    buffer = ReplayBuffer(capacity_per_domain=2, selection="first")
+    buffer.add_domain("N", [IndexRow(Path("a.png"), Path("a_d.png"), 25.5), IndexRow(Path("b"), Path("c"))])
+    restored = ReplayBuffer()
+    restored.load_state_dict(buffer.state_dict())
+    assert restored.rows == buffer.rows and restored.rows["N"][0].depth_scale == 25.5

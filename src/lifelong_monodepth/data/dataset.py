@@ -55,7 +55,11 @@ class DepthDataset(Dataset):
         self.on_error = on_error
         self.seed = seed
         self.epoch = 0
-        self.rows = rows if rows is not None else read_index(domain.index_path(split), domain.root)
+        self.rows = (
+            rows
+            if rows is not None
+            else read_index(domain.index_path(split), domain.root, domain.missing_index_hint)
+        )
         self.transform = build_transform(
             domain.input_size, domain.augment, train=train, input_fit=domain.input_fit
         )

@@ -133,7 +133,7 @@ class DomainConfig:
     def missing_index_hint(self) -> str:
         """What to do about a missing index CSV of this domain."""
         if self.prepare:
-            return f"Build it with `{self.prepare}`, or point `domains.{self.letter}.index` at existing CSVs."
+            return f"Build the index with `{self.prepare}` or point `domains.{self.letter}.index` at CSVs."
         return f"Point `domains.{self.letter}.index` at existing CSVs (see docs/datasets.md)."
 
     def index_path(self, split: str) -> Path:

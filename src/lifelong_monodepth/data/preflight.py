@@ -20,20 +20,24 @@ def check_index_files(domains: Sequence[DomainConfig], splits: Sequence[str]) ->
     """Raise one ``DataError`` naming every missing index CSV among ``splits`` of ``domains``."""
     problems = []
     for domain in domains:
+        missing = []
         for split in dict.fromkeys(splits):
-            if split not in domain.index:
-                if split in OPTIONAL_SPLITS:
-                    continue
-                problems.append(
-                    f"domains.{domain.letter} ({domain.name}) has no `{split}` index; add "
-                    f"`index.{split}` to its YAML. {domain.missing_index_hint}"
-                )
-                continue
-            path = domain.index[split]
-            if not path.is_file():
-                problems.append(
-                    f"{split} index of domain {domain.letter} ({domain.name}) not found: {path}. "
-                    f"{domain.missing_index_hint}"
-                )
+            path = domain.index.get(split)
+            if path is None:
+                if split not in OPTIONAL_SPLITS:
+                    missing.append(f"{split} (no `index.{split}` in its YAML)")
+            elif not path.is_file():
+                missing.append(f"{split}: {path}")
+        if missing:
+            problems.append(
+                f"domain {domain.letter} ({domain.name}): "
+                + "; ".join(missing)
+                + f". {domain.missing_index_hint}"
+            )
     if problems:
-        raise DataError("Missing index file(s), nothing was trained:\n  " + "\n  ".join(problems))
+        replay = (
+            "\n  Without a replay CSV, strategy.callbacks.replay.source=train draws replay from train."
+            if ("replay" in splits)
+            else ""
+        )
+        raise DataError("Missing index file(s), nothing was trained:\n  " + "\n  ".join(problems) + replay)
