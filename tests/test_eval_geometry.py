@@ -52,6 +52,12 @@ def test_mixed_frame_sizes_are_scored_at_native_size(tmp_path: Path) -> None:
         one_by_one.update(up, target[None])
     for name, value in pooled.compute().items():
         assert float(value) == pytest.approx(float(one_by_one.compute()[name]), rel=1e-6), name
+    # Automatic selection scores each head's rows separately: the same sums as the whole batch.
+    routed = DepthMetrics(min_depth=0.001, max_depth=80.0, crop="garg")
+    for rows in ([0, 3, 4], [1, 2]):
+        score_batch(routed, pred[rows], batch, rows=rows)
+    for name, value in pooled.compute().items():
+        assert float(value) == pytest.approx(float(routed.compute()[name]), rel=1e-6), name
 
 
 def test_garg_crop_lands_on_precropped_kitti_frames() -> None:

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import FAST_OVERRIDES, compose_config, make_domain
+from lifelong_monodepth.cli.main import execute
 from lifelong_monodepth.data.datamodule import LifelongDataModule
 from lifelong_monodepth.data.depth_io import write_depth_png, write_rgb
+from lifelong_monodepth.data.domain import DomainConfig
 from lifelong_monodepth.data.errors import DataError
 from lifelong_monodepth.data.index import read_index
 from lifelong_monodepth.training.sequence import SequenceRunner, run_sequence
@@ -37,7 +39,13 @@ def test_skipped_eval_row_is_dropped_not_replaced(tmp_path: Path) -> None:
 def test_replay_from_train_with_mixed_sizes_and_a_bad_row_runs_end_to_end(tmp_path: Path) -> None:
     data = tmp_path / "data"
     domains = {
-        "N": make_domain(data, "N", size=(32, 64), count=6),
+        # NYU-like: the original test view under evaluation=paper (short side 24, centre 20×28)
+        "N": DomainConfig(
+            **{
+                **make_domain(data, "N", size=(32, 64), count=6).__dict__,
+                "paper_eval": {"resize_short": 24, "center_crop": (20, 28)},
+            }
+        ),
         "K": make_domain(data, "K", size=(32, 64), count=6, depth_scale=256.0, max_depth=80.0),
     }
     for domain in domains.values():
@@ -63,6 +71,12 @@ def test_replay_from_train_with_mixed_sizes_and_a_bad_row_runs_end_to_end(tmp_pa
     assert list(skipped) == [k_rows[4].key] and "truncated" in skipped[k_rows[4].key]
     summary = json.loads((out / "results" / "summary.json").read_text())
     assert np.isfinite(summary["final"]["K"]["prior"]["rmse"])
+    # mode=test on the checkpoint, the paper protocol, the default evaluation batch size
+    ckpt = out / "checkpoints" / "NK.ckpt"
+    test_overrides = [*FAST_OVERRIDES, "mode=test", f"ckpt={ckpt}", "evaluation=paper", "data.on_error=skip"]
+    summary = execute(compose_config(tmp_path / "eval", test_overrides, domains))
+    assert summary["protocol"] == "paper"
+    assert all(np.isfinite(summary["final"][d]["prior"]["rmse"]) for d in "NK")
 
 
 def test_missing_replay_index_is_found_before_training(tmp_path: Path) -> None:

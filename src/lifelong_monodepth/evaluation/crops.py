@@ -1,4 +1,4 @@
-"""Standard evaluation crops, as fractions of the image size so they apply at any resolution.
+"""Standard evaluation crops, as fractions of the full frame so they apply at any resolution.
 
 Each crop is ``(top, bottom, left, right)`` as fractions of ``(H, H, W, W)``; pixel bounds are
 ``int(fraction * size)`` (truncation, as in the reference implementations), half-open like slices.
