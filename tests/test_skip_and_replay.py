@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import FAST_OVERRIDES, compose_config, make_domain
 from lifelong_monodepth.cli.main import execute
@@ -101,3 +102,23 @@ def test_real_domain_without_index_points_to_its_importer(tmp_path: Path) -> Non
     assert "nyu/train.csv" in message and "kitti/test.csv" in message
     assert "python -m lifelong_monodepth.data.prepare nyu --source" in message
     assert "synthetic" not in message
+
+
+def test_ewc_fisher_reads_mixed_sizes_without_a_replay_index(tmp_path: Path) -> None:
+    from lifelong_monodepth.lifelong.base import Stage
+    from lifelong_monodepth.lifelong.ewc import EWCCallback
+    from lifelong_monodepth.training.sequence import build_module
+
+    domain = make_domain(tmp_path / "data", "K", size=(32, 64), count=4, depth_scale=256.0, max_depth=80.0)
+    domain.index["replay"].unlink()
+    rng = np.random.default_rng(0)
+    for row in read_index(domain.index["train"], domain.root)[1::2]:
+        write_rgb(row.rgb, rng.integers(0, 255, (31, 62, 3), dtype=np.uint8))
+        write_depth_png(row.depth, rng.uniform(2, 70, (31, 62)).astype(np.float32), 256.0)
+    module = build_module(compose_config(tmp_path / "run", FAST_OVERRIDES, {"K": domain}))
+    module.add_domain(domain)
+    datamodule = LifelongDataModule({"K": domain}, eval_batch_size=4)
+    ewc = EWCCallback(max_images=4)
+    ewc.on_stage_end(Stage(index=0, name="K", current=["K"]), module, datamodule)
+    assert ewc.fisher and all(bool(torch.isfinite(f).all()) for f in ewc.fisher.values())
+    assert any(float(f.sum()) > 0 for f in ewc.fisher.values())

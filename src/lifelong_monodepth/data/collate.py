@@ -9,7 +9,7 @@ evaluation code scores sample group by sample group (``evaluation/scoring.py``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, default_collate
@@ -31,23 +31,34 @@ def eval_collate(samples: Sequence[dict[str, Any] | None]) -> dict[str, Any] | N
     return batch
 
 
-def size_groups(batch: dict[str, Any]) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """``(rows, depth, frames)`` per ground-truth size of a batch: one group when it was stacked."""
-    depth = batch["depth"]
+class SizeGroup(NamedTuple):
+    """Samples of a batch whose ground truth has one size: their rows and stacked tensors."""
+
+    rows: torch.Tensor
+    depth: torch.Tensor
+    mask: torch.Tensor
+    frames: torch.Tensor
+
+
+def size_groups(batch: dict[str, Any]) -> Iterator[SizeGroup]:
+    """One :class:`SizeGroup` per ground-truth size of a batch (a single one when it was stacked)."""
+    depth, mask = batch["depth"], batch["mask"]
     n = len(depth)
     frames = batch.get("frame")
     if frames is None:  # batches built elsewhere: every sample is its own full frame
         shape = depth[0].shape[-2:]
         frames = torch.tensor([[shape[0], shape[1], 0, 0]] * n, dtype=torch.long)
     if isinstance(depth, torch.Tensor):
-        yield torch.arange(n), depth, frames
+        yield SizeGroup(torch.arange(n), depth, mask, frames)
         return
     by_size: dict[tuple[int, ...], list[int]] = {}
     for i, target in enumerate(depth):
         by_size.setdefault(tuple(target.shape), []).append(i)
     for rows in by_size.values():
         index = torch.tensor(rows)
-        yield index, torch.stack([depth[i] for i in rows]), frames[index]
+        yield SizeGroup(
+            index, torch.stack([depth[i] for i in rows]), torch.stack([mask[i] for i in rows]), frames[index]
+        )
 
 
 class EvalDataLoader(DataLoader):

@@ -122,8 +122,8 @@ class LifelongDataModule(pl.LightningDataModule):
         """Before any training: every index CSV the run will read exists (see ``data/preflight.py``)."""
         check_index_files([self.domain(letter) for letter in letters], splits)
 
-    def selector_split(self, letter: str) -> str:
-        """The split the domain selector is fitted on: the replay index if it exists, else train."""
+    def fit_split(self, letter: str) -> str:
+        """What end-of-stage fits (selector, EWC Fisher) read: the replay index if it exists, else train."""
         path = self.domain(letter).index.get("replay")
         return "replay" if path is not None and path.is_file() else "train"
 

@@ -33,7 +33,7 @@ def score_batch(
     ``rows`` limits scoring to those samples of the batch (``pred`` then has ``len(rows)`` items).
     """
     position = {int(r): k for k, r in enumerate(rows)} if rows is not None else None
-    for group, target, frames in size_groups(dict(batch)):
+    for group, target, _, frames in size_groups(dict(batch)):
         if position is not None:
             keep = [k for k, r in enumerate(group.tolist()) if r in position]
             if not keep:

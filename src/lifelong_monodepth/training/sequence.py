@@ -285,7 +285,7 @@ class SequenceRunner:
         features = {}
         with torch.no_grad():
             for letter in self.module.learned:
-                split = self.datamodule.selector_split(letter)
+                split = self.datamodule.fit_split(letter)
                 chunks, seen = [], 0
                 for batch in self.datamodule.eval_loader(letter, split):
                     chunks.append(
