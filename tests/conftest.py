@@ -111,11 +111,28 @@ def compose_config(output_dir: Path, overrides: list[str], domains: dict[str, Do
                         "input_size": list(d.input_size),
                         "eval_crop": d.eval_crop,
                         "augment": d.augment,
+                        **_real_data_options(d),
                     }
                     for letter, d in domains.items()
                 }
             )
     return cfg
+
+
+def _real_data_options(d: DomainConfig) -> dict:
+    """The optional real-data fields of a domain, as its YAML would give them."""
+    import dataclasses
+
+    options = {
+        "depth_scale_uint8": d.depth_scale_uint8,
+        "align": d.align,
+        "input_fit": d.input_fit,
+        "paper_eval": d.paper_eval,
+        "prepare": d.prepare,
+    }
+    if d.precropped is not None:
+        options["precropped"] = dataclasses.asdict(d.precropped)
+    return options
 
 
 @pytest.fixture

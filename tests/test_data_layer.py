@@ -27,7 +27,7 @@ def test_index_resolves_relative_and_keeps_absolute_paths(tmp_path: Path) -> Non
 
 
 def test_index_errors_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"Index file not found: .*missing\.csv.*make data"):
+    with pytest.raises(DataError, match=r"Index file not found: .*missing\.csv\. Point"):
         read_index(tmp_path / "missing.csv", tmp_path)
     empty = tmp_path / "empty.csv"
     write_index(empty, [])
@@ -132,7 +132,7 @@ def test_skip_mode_counts_bad_files(tmp_path: Path) -> None:
     dataset = DepthDataset(domain, "train", on_error="skip")
     samples = [dataset[i] for i in range(len(dataset))]
     assert len(samples) == 6 and len(dataset.skipped) == 1
-    assert str(rows[2].rgb) in dataset.skipped
+    assert rows[2].key in dataset.skipped  # keyed by the row (both files)
 
 
 def test_missing_listed_file_fails_before_training(tmp_path: Path) -> None:

@@ -14,10 +14,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from lifelong_monodepth.data.collate import EvalDataLoader
 from lifelong_monodepth.data.dataset import DepthDataset
 from lifelong_monodepth.data.domain import DomainConfig, domains_from_config
 from lifelong_monodepth.data.errors import ConfigError, DataError
-from lifelong_monodepth.data.index import read_index
+from lifelong_monodepth.data.index import IndexRow, read_index
+from lifelong_monodepth.data.preflight import check_index_files
 from lifelong_monodepth.data.sampling import EpochIndexedDataset, EpochSeededSampler, ResumableDataLoader
 
 
@@ -52,6 +54,7 @@ class LifelongDataModule(pl.LightningDataModule):
         self.drop_last = drop_last
         self.current: list[str] = []
         self._datasets: dict[tuple[str, str], DepthDataset] = {}
+        self._built: list[DepthDataset] = []  # every dataset handed out, for the skipped-row count
 
     # ----------------------------------------------------------------------------- domains
     def set_current(self, letters: Sequence[str]) -> None:
@@ -75,7 +78,7 @@ class LifelongDataModule(pl.LightningDataModule):
             domain = self.domain(letter)
             train = split in ("train", "replay")
             if split in ("train", "val") and "val" not in domain.index:
-                rows = read_index(domain.index_path("train"), domain.root)
+                rows = read_index(domain.index_path("train"), domain.root, domain.missing_index_hint)
                 n_val = max(1, int(round(len(rows) * self.val_fraction)))
                 if len(rows) <= n_val:
                     raise DataError(
@@ -83,22 +86,46 @@ class LifelongDataModule(pl.LightningDataModule):
                         "validation split. Add rows or give the domain a `val` index."
                     )
                 rows = rows[:-n_val] if split == "train" else rows[-n_val:]
-                dataset = DepthDataset(
-                    domain, "train", train=train, on_error=self.on_error, seed=self.seed, rows=rows
-                )
+                dataset = self.make_dataset(domain, "train", train=train, rows=rows)
             else:
-                dataset = DepthDataset(domain, split, train=train, on_error=self.on_error, seed=self.seed)
+                rows = read_index(domain.index_path(split), domain.root, domain.missing_index_hint)
+                dataset = self.make_dataset(domain, split, train=train, rows=rows)
             if self.check_files:
                 _check_files_exist(dataset)
             self._datasets[key] = dataset
         return self._datasets[key]
 
+    def make_dataset(
+        self, domain: DomainConfig, split: str, train: bool, rows: list[IndexRow], seed: int | None = None
+    ) -> DepthDataset:
+        """Every dataset of a run is built here: it takes ``on_error`` and its skips are counted."""
+        dataset = DepthDataset(
+            domain,
+            split,
+            train=train,
+            on_error=self.on_error,
+            seed=self.seed if seed is None else seed,
+            rows=rows,
+        )
+        self._built.append(dataset)
+        return dataset
+
     def skipped(self) -> dict[str, str]:
-        """Bad files skipped so far (path → reason), over every dataset of this module."""
+        """Bad rows skipped so far (``rgb,depth`` → reason), each once, over every dataset of this module."""
         out: dict[str, str] = {}
-        for dataset in self._datasets.values():
-            out.update(dataset.skipped)
+        for dataset in self._built:
+            for key, reason in dataset.skipped.items():
+                out.setdefault(key, reason)
         return out
+
+    def check_index_files(self, letters: Sequence[str], splits: Sequence[str]) -> None:
+        """Before any training: every index CSV the run will read exists (see ``data/preflight.py``)."""
+        check_index_files([self.domain(letter) for letter in letters], splits)
+
+    def fit_split(self, letter: str) -> str:
+        """What end-of-stage fits (selector, EWC Fisher) read: the replay index if it exists, else train."""
+        path = self.domain(letter).index.get("replay")
+        return "replay" if path is not None and path.is_file() else "train"
 
     # ------------------------------------------------------------------------- dataloaders
     def train_dataloader(self) -> DataLoader:
@@ -119,10 +146,17 @@ class LifelongDataModule(pl.LightningDataModule):
         return [self.eval_loader(letter, "test") for letter in self.current]
 
     def eval_loader(self, letter: str, split: str = "test") -> DataLoader:
+        """Evaluation batches at native ground-truth size (any mix of sizes); skipped rows dropped."""
         dataset = self.dataset(letter, split)
         if split in ("train", "replay"):  # evaluation path: no augmentation, native depth
-            dataset = DepthDataset(dataset.domain, dataset.split, train=False, rows=dataset.rows)
-        return self._loader(dataset, self.eval_batch_size, None, False)
+            dataset = self.make_dataset(dataset.domain, dataset.split, train=False, rows=dataset.rows)
+        return EvalDataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+        )
 
     def replay_loader(self, letter: str, batch_size: int, seed: int) -> DataLoader:
         """Endless-friendly loader over a domain's replay split (training transforms)."""
@@ -146,7 +180,7 @@ class LifelongDataModule(pl.LightningDataModule):
 def _check_files_exist(dataset: DepthDataset) -> None:
     """Fail (or, with on_error=skip, only count) before training when listed files are missing."""
     missing = [
-        (row.rgb if not row.rgb.is_file() else row.depth)
+        (row, row.rgb if not row.rgb.is_file() else row.depth)
         for row in dataset.rows
         if not (row.rgb.is_file() and row.depth.is_file())
     ]
@@ -154,11 +188,11 @@ def _check_files_exist(dataset: DepthDataset) -> None:
         return
     index = dataset.domain.index.get(dataset.split, dataset.split)
     if dataset.on_error == "raise":
-        shown = ", ".join(str(path) for path in missing[:3])
+        shown = ", ".join(str(path) for _, path in missing[:3])
         raise DataError(
             f"{len(missing)} file(s) listed in {index} do not exist (first: {shown}). Fix the data root "
             f"`domains.{dataset.domain.letter}.root` ({dataset.domain.root}) or the index, "
             "or set data.on_error=skip."
         )
-    for path in missing:
-        dataset.skipped.setdefault(str(path), "missing file")
+    for row, path in missing:
+        dataset.record_skip(row, f"File not found: {path}")

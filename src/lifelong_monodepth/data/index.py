@@ -1,16 +1,14 @@
-"""Index CSVs: one row per sample, columns ``rgb,depth``, paths relative to a data root.
+"""Index CSVs: one row per sample, ``rgb,depth[,depth_scale]``, paths relative to a data root.
 
-An optional third column ``depth_scale`` overrides the domain's scale for that row (stored value /
-scale = metres). It exists because one real dataset mixes encodings between splits: the original
-Lifelong-MonoDepth / DenseDepth NYU-v2 release stores training depth as 8-bit PNG (255 = 10 m, scale
-25.5) and test depth as 16-bit PNG in millimetres (scale 1000). The importer
-(``python -m lifelong_monodepth.data.prepare``) writes the column only where it is needed, so the
-row carries its own encoding wherever it goes (held-out validation rows, replay memory).
+The optional ``depth_scale`` column overrides the domain's scale for that row, for releases that
+mix encodings in one split (the original NYU-v2 release: 8-bit training maps with 255 = 10 m,
+16-bit test maps in millimetres). A row's own scale is explicit, so it also admits an 8-bit PNG.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +17,12 @@ from typing import Any
 from lifelong_monodepth.data.errors import DataError
 
 INDEX_COLUMNS = ("rgb", "depth")
-#: Optional column: per-row depth scale (overrides the domain's ``depth_scale``).
-SCALE_COLUMN = "depth_scale"
+OPTIONAL_COLUMNS = ("depth_scale",)
+DEFAULT_MISSING_HINT = (
+    "For a real dataset write it with `python -m lifelong_monodepth.data.prepare {nyu,kitti,scannet} "
+    "--source DIR` (docs/datasets.md); for the synthetic benchmark run `make data`; or point the "
+    "domain's `index` entries at existing CSVs."
+)
 
 
 @dataclass(frozen=True)
@@ -29,20 +31,22 @@ class IndexRow:
 
     rgb: Path
     depth: Path
-    #: Stored value / scale = metres for this row; ``None``: the domain's ``depth_scale``.
     depth_scale: float | None = None
 
+    @property
+    def key(self) -> str:
+        """How a skipped row is named: both files, since rows may share an image or a depth map."""
+        return f"{self.rgb},{self.depth}"
 
-def read_index(index_path: str | Path, root: str | Path) -> list[IndexRow]:
-    """Parse an index CSV; relative paths are resolved against ``root``, absolute ones kept."""
+
+def read_index(index_path: str | Path, root: str | Path, missing_hint: str | None = None) -> list[IndexRow]:
+    """Parse an index CSV; relative paths are resolved against ``root``, absolute ones kept.
+
+    ``missing_hint`` says how to create a missing file (e.g. the importer of a real dataset).
+    """
     index_path, root = Path(index_path), Path(root)
     if not index_path.is_file():
-        raise DataError(
-            f"Index file not found: {index_path}. For a real dataset write it with "
-            "`python -m lifelong_monodepth.data.prepare {nyu,kitti,scannet} --source DIR` "
-            "(docs/datasets.md); for the synthetic benchmark run `make data`; or point the domain's "
-            "`index` entries at existing CSVs."
-        )
+        raise DataError(f"Index file not found: {index_path}. {missing_hint or DEFAULT_MISSING_HINT}")
     with index_path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in (reader.fieldnames or [])]
@@ -50,15 +54,20 @@ def read_index(index_path: str | Path, root: str | Path) -> list[IndexRow]:
         if missing:
             raise DataError(
                 f"Index {index_path} lacks column(s) {missing}; its header is {header}. "
-                f"The first line must be `{','.join(INDEX_COLUMNS)}`."
+                f"The first line must be `{','.join(INDEX_COLUMNS)}` (optionally `,depth_scale`)."
             )
         rows = []
         for line_number, record in enumerate(reader, start=2):
             record = {key.strip(): (value or "").strip() for key, value in record.items() if key}
             if not record["rgb"] or not record["depth"]:
                 raise DataError(f"Index {index_path}, line {line_number}: empty rgb or depth path.")
-            scale = _parse_scale(record.get(SCALE_COLUMN, ""), index_path, line_number)
-            rows.append(IndexRow(rgb=root / record["rgb"], depth=root / record["depth"], depth_scale=scale))
+            rows.append(
+                IndexRow(
+                    rgb=root / record["rgb"],
+                    depth=root / record["depth"],
+                    depth_scale=_scale(record.get("depth_scale", ""), index_path, line_number),
+                )
+            )
     if not rows:
         raise DataError(
             f"Index {index_path} has no rows: list at least one `rgb,depth` pair below the header."
@@ -66,19 +75,19 @@ def read_index(index_path: str | Path, root: str | Path) -> list[IndexRow]:
     return rows
 
 
-def _parse_scale(value: str, index_path: Path, line_number: int) -> float | None:
-    if not value:
+def _scale(text: str, index_path: Path, line_number: int) -> float | None:
+    if not text:
         return None
     try:
-        scale = float(value)
+        value = float(text)
     except ValueError:
-        scale = -1.0
-    if not scale > 0:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
         raise DataError(
-            f"Index {index_path}, line {line_number}: {SCALE_COLUMN} must be a positive number "
-            f"(stored value / scale = metres), got {value!r}."
+            f"Index {index_path}, line {line_number}: depth_scale {text!r} is not a positive number "
+            "(stored value / depth_scale = metres; leave it empty to use the domain's)."
         )
-    return scale
+    return value
 
 
 def write_index(index_path: str | Path, pairs: Iterable[Sequence[Any]]) -> None:
@@ -93,7 +102,7 @@ def write_index(index_path: str | Path, pairs: Iterable[Sequence[Any]]) -> None:
     with_scale = any(len(row) > 2 and row[2] is not None for row in rows)
     with index_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow((*INDEX_COLUMNS, SCALE_COLUMN) if with_scale else INDEX_COLUMNS)
+        writer.writerow(INDEX_COLUMNS + OPTIONAL_COLUMNS if with_scale else INDEX_COLUMNS)
         for row in rows:
             if with_scale:
                 scale = row[2] if len(row) > 2 else None

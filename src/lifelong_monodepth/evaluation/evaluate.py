@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lifelong_monodepth.evaluation.metrics import DepthMetrics
+from lifelong_monodepth.evaluation.scoring import score_batch
 from lifelong_monodepth.models.selection import DomainSelector
-from lifelong_monodepth.training.losses import upsample_to
 
 if TYPE_CHECKING:
     from lifelong_monodepth.data.datamodule import LifelongDataModule
@@ -77,10 +77,12 @@ def evaluate_domain(
     """One pass over a test loader; the encoder runs once per batch for both modes.
 
     Metrics always use the *true* domain's cap and crop (the protocol belongs to the test set);
-    in ``auto`` mode each image's depth comes from the head its selector chose.
+    in ``auto`` mode each image's depth comes from the head its selector chose. Ground truth is
+    scored at its native size, whatever sizes a batch mixes (``scoring.score_batch``).
     ``prior`` is ``None`` for a domain the model has no head for yet (forward transfer).
     """
     letter = domain_info["letter"]
+    paper_eval = domain_info.get("paper_eval")
     net = module.net
     was_training = net.training
     net.eval()
@@ -91,19 +93,16 @@ def evaluate_domain(
     for batch_index, batch in enumerate(loader):
         if limit_batches is not None and batch_index >= limit_batches:
             break
-        images, target = batch["image"].to(module.device), batch["depth"].to(module.device)
-        size = tuple(target.shape[-2:])
+        images = batch["image"].to(module.device)
         fused = net.encode(images)
         if prior is not None:
-            prior.update(upsample_to(net.run_heads(fused, [letter]).depth[letter], size), target)
+            score_batch(prior, net.run_heads(fused, [letter]).depth[letter], batch, paper_eval)
         if auto is not None:
             chosen = selector.select(net, fused)
-            depth = torch.empty_like(target)
             for head in dict.fromkeys(chosen):
-                rows = torch.tensor([i for i, c in enumerate(chosen) if c == head], device=images.device)
-                out = net.run_heads(fused.index_select(0, rows), [head])
-                depth[rows] = upsample_to(out.depth[head], size)
-            auto.update(depth, target)
+                rows = [i for i, c in enumerate(chosen) if c == head]
+                out = net.run_heads(fused.index_select(0, torch.tensor(rows, device=images.device)), [head])
+                score_batch(auto, out.depth[head], batch, paper_eval, rows=rows)
             result.true += [letter] * len(chosen)
             result.chosen += chosen
     net.train(was_training)
@@ -124,7 +123,8 @@ def evaluate_domains(
 ) -> dict[str, DomainEvaluation]:
     results = {}
     for letter in letters:
-        info = module.domain_info.get(letter) or _info_from_domain(datamodule, letter)
+        # The checkpoint's cap and crop; the data's own geometry (paper_eval) from the domain config.
+        info = {**_info_from_domain(datamodule, letter), **(module.domain_info.get(letter) or {})}
         results[letter] = evaluate_domain(
             module,
             datamodule.eval_loader(letter, split),
@@ -144,6 +144,7 @@ def _info_from_domain(datamodule: LifelongDataModule, letter: str) -> dict[str, 
         "min_depth": domain.min_depth,
         "max_depth": domain.max_depth,
         "eval_crop": domain.eval_crop,
+        "paper_eval": domain.paper_eval,
     }
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torchmetrics import Metric
 
-from lifelong_monodepth.evaluation.crops import CROPS, crop_mask
+from lifelong_monodepth.evaluation.crops import CROPS, crop_mask, crop_mask_in_frame
 
 METRIC_NAMES: tuple[str, ...] = (
     "abs_rel",
@@ -119,13 +119,21 @@ class DepthMetrics(Metric):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     # ------------------------------------------------------------------------------ masking
-    def valid_mask(self, target: torch.Tensor) -> torch.Tensor:
-        """Valid pixels of a ``(B,H,W)`` ground truth under this metric's protocol."""
+    def valid_mask(self, target: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        """Valid pixels of a ``(B,H,W)`` ground truth under this metric's protocol.
+
+        ``frames`` (``B×4``: full height, full width, top, left) places each sample in its camera's
+        full frame, where the crop is defined; without it each image is its own full frame.
+        """
         valid = torch.isfinite(target) & (target > 0)
         if self.protocol == "paper":
             return valid
         if self.crop != "none":
-            valid &= crop_mask(self.crop, target.shape[-2], target.shape[-1], device=target.device)
+            height, width = target.shape[-2], target.shape[-1]
+            if frames is None:
+                valid &= crop_mask(self.crop, height, width, device=target.device)
+            else:
+                valid &= crop_mask_in_frame(self.crop, height, width, frames, device=target.device)
         if self.min_depth is not None:
             valid &= target > self.min_depth
         if self.max_depth is not None:
@@ -139,8 +147,8 @@ class DepthMetrics(Metric):
         return pred.clamp(min=low, max=self.max_depth)
 
     # ------------------------------------------------------------------------------- update
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch; ``pred`` must already be at the ground truth's resolution."""
+    def update(self, pred: torch.Tensor, target: torch.Tensor, frames: torch.Tensor | None = None) -> None:
+        """Add a batch; ``pred`` must already be at the ground truth's size (``frames``: see valid_mask)."""
         pred, target = _as_bhw(pred, "pred"), _as_bhw(target, "target")
         if pred.shape != target.shape:
             raise ValueError(
@@ -149,7 +157,7 @@ class DepthMetrics(Metric):
             )
         pred = pred.detach().to(torch.float64)
         target = target.detach().to(torch.float64)
-        valid = self.valid_mask(target)
+        valid = self.valid_mask(target, frames)
         counts = valid.flatten(1).sum(1).to(torch.float64)  # (B,)
         if self.median_scaling:
             ratios = torch.ones(pred.shape[0], dtype=torch.float64, device=pred.device)

@@ -25,6 +25,7 @@ from lifelong_monodepth.utils.run_info import write_run_info
 log = logging.getLogger(__name__)
 
 
+# Entries every checkpoint of this project has; an original Lifelong-MonoDepth .pth.tar has neither.
 def load_module(path: str | Path) -> LifelongDepthModule:
     """A stage checkpoint → a ready model, loaded with ``weights_only=True`` (no code runs on load)."""
     checkpoint = load_checkpoint_file(path)  # clear error for a missing, truncated or unsafe file
@@ -42,7 +43,8 @@ def _check_own_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
 
     if looks_original(checkpoint["state_dict"]):
         raise ConfigError(
-            f"{path} is an original Lifelong-MonoDepth checkpoint. Convert it first: "
+            f"{path} is not a lifelong-monodepth checkpoint but an original Lifelong-MonoDepth one. "
+            "Convert it: "
             f"python -m lifelong_monodepth.convert {path} --domains <letters in learning order, e.g. NKS> "
             f"--out {path.with_suffix('').with_suffix('.ckpt')}; then mode=test ckpt=<that file>."
         )
@@ -85,6 +87,7 @@ def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             seed=int(cfg.get("seed", 0)),
         )
     evaluation = cfg.get("evaluation") or {}
+    datamodule.check_index_files(letters, [evaluation_options(evaluation)["split"]])
     chosen = str((cfg.get("selector") or {}).get("name", "prototype"))
     table = ResultsTable(order=letters, strategy=f"test:{path.stem}", protocol=protocol_label(evaluation))
     selector_accuracy: dict[str, Any] = {}

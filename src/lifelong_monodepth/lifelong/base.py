@@ -53,6 +53,11 @@ class LifelongStrategy(pl.Callback):
         self.position_weights = [float(w) for w in position_weights] if position_weights else None
         self.stage: Stage | None = None
 
+    @property
+    def required_splits(self) -> tuple[str, ...]:
+        """Index splits this strategy reads besides train/val/test: checked to exist before training."""
+        return ()
+
     def weight_for(self, letter: str, learned: Sequence[str]) -> float:
         if letter in self.domain_weights:
             return self.domain_weights[letter]

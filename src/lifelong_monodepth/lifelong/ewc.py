@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from lifelong_monodepth.data.collate import size_groups
 from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
 from lifelong_monodepth.training.losses import uncertainty_depth_loss
 
@@ -46,16 +47,21 @@ class EWCCallback(LifelongStrategy):
         batches = 0
         with torch.enable_grad():
             for letter in stage.current:
-                split = "replay" if "replay" in datamodule.domain(letter).index else "train"
                 seen = 0
-                for batch in datamodule.eval_loader(letter, split):
+                for batch in datamodule.eval_loader(letter, datamodule.fit_split(letter)):
                     if seen >= self.max_images:
                         break
                     module.zero_grad(set_to_none=True)
                     images = batch["image"].to(module.device)
                     out = module.net(images, domains=[letter])
-                    target, mask = batch["depth"].to(module.device), batch["mask"].to(module.device)
-                    uncertainty_depth_loss(out.depth[letter], out.log_var[letter], target, mask).backward()
+                    for rows, target, mask, _ in size_groups(batch):  # native sizes may differ
+                        rows = rows.to(module.device)
+                        uncertainty_depth_loss(
+                            out.depth[letter].index_select(0, rows),
+                            out.log_var[letter].index_select(0, rows),
+                            target.to(module.device),
+                            mask.to(module.device),
+                        ).backward(retain_graph=True)
                     for name, p in params.items():
                         if p.grad is not None:
                             fisher[name] += p.grad.detach() ** 2

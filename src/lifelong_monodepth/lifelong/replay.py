@@ -52,15 +52,22 @@ class ReplayBuffer:
         return sum(len(rows) for rows in self.rows.values())
 
     def state_dict(self) -> dict[str, Any]:
-        rows = self.rows.items()
-        return {letter: [(str(r.rgb), str(r.depth), r.depth_scale) for r in kept] for letter, kept in rows}
+        # A row's own depth_scale (mixed 8/16-bit releases) travels with it, as a third item.
+        return {
+            letter: [
+                (str(r.rgb), str(r.depth))
+                if r.depth_scale is None
+                else (str(r.rgb), str(r.depth), r.depth_scale)
+                for r in rows
+            ]
+            for letter, rows in self.rows.items()
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         from pathlib import Path
 
-        # Rows are (rgb, depth) in older checkpoints, (rgb, depth, depth_scale) since per-row scales.
         self.rows = {
-            letter: [IndexRow(Path(row[0]), Path(row[1]), *(row[2:3] or [None])) for row in rows]
+            letter: [IndexRow(Path(row[0]), Path(row[1]), *(float(x) for x in row[2:3])) for row in rows]
             for letter, rows in state.items()
         }
 
@@ -104,6 +111,10 @@ class ReplayCallback(LifelongStrategy):
         self._pending: dict[str, tuple[int, int]] = {}
         self.last_batches: dict[str, dict[str, Any]] = {}
 
+    @property
+    def required_splits(self) -> tuple[str, ...]:
+        return ("replay",) if self.source == "index" else ()
+
     # ------------------------------------------------------------------ stage bookkeeping
     def on_stage_start(
         self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule
@@ -111,14 +122,8 @@ class ReplayCallback(LifelongStrategy):
         super().on_stage_start(stage, module, datamodule)
         self._datasets = {}
         for letter in self.learned:
-            domain = datamodule.domain(letter)
-            self._datasets[letter] = DepthDataset(
-                domain,
-                "replay",
-                train=True,
-                on_error=datamodule.on_error,
-                seed=self.seed,
-                rows=self.buffer.rows[letter],
+            self._datasets[letter] = datamodule.make_dataset(
+                datamodule.domain(letter), "replay", train=True, rows=self.buffer.rows[letter], seed=self.seed
             )
         self._iterators = {letter: None for letter in self._datasets}
         self._passes = {letter: -1 for letter in self._datasets}
@@ -129,7 +134,7 @@ class ReplayCallback(LifelongStrategy):
         for letter in stage.current:
             domain = datamodule.domain(letter)
             if self.source == "index":
-                candidates = read_index(domain.index_path("replay"), domain.root)
+                candidates = read_index(domain.index_path("replay"), domain.root, domain.missing_index_hint)
             else:
                 candidates = datamodule.dataset(letter, "train").rows
             self.buffer.add_domain(letter, candidates)

@@ -204,9 +204,10 @@ class LifelongDepthModule(pl.LightningModule):
         }
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        from lifelong_monodepth.evaluation.scoring import score_batch  # ground truth of any sizes
+
         letter = batch["domain"][0]
-        depth = self.predict_depth(batch["image"], letter, tuple(batch["depth"].shape[-2:]))
-        self._val_metrics[letter].update(depth, batch["depth"])
+        score_batch(self._val_metrics[letter], self.predict_depth(batch["image"], letter), batch)
 
     def on_validation_epoch_end(self) -> None:
         for letter, metric in self._val_metrics.items():

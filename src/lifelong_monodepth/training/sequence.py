@@ -157,6 +157,9 @@ class SequenceRunner:
         )
         self.module = build_module(cfg)
         self.strategies = build_strategies(cfg)
+        required = [split for strategy in self.strategies for split in strategy.required_splits]
+        eval_split = evaluation_options(self.evaluation)["split"]
+        self.datamodule.check_index_files(self.order, ["train", "val", eval_split, *required])
         self.stages = plan_stages(self.order, bool(cfg.strategy.get("joint", False)))
         self.table = ResultsTable.load_or_new(
             self.results_dir,
@@ -282,7 +285,7 @@ class SequenceRunner:
         features = {}
         with torch.no_grad():
             for letter in self.module.learned:
-                split = "replay" if "replay" in self.domains[letter].index else "train"
+                split = self.datamodule.fit_split(letter)
                 chunks, seen = [], 0
                 for batch in self.datamodule.eval_loader(letter, split):
                     chunks.append(
