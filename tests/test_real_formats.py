@@ -46,7 +46,9 @@ def test_index_depth_scale_column_mixes_8_and_16_bit_rows(tmp_path: Path) -> Non
     assert float(dataset[0]["depth"].mean()) == pytest.approx(2.0)
     assert float(dataset[1]["depth"].mean()) == pytest.approx(3.0)  # the domain's 1000
     (tmp_path / "bad.csv").write_text("rgb,depth,depth_scale\na.png,a_d.png,ten\n")
-    with pytest.raises(DataError, match=r"bad\.csv, line 2: depth_scale 'ten' is not a positive number"):
+    with pytest.raises(
+        DataError, match=r"bad\.csv, line 2: depth_scale must be a positive number, got 'ten'"
+    ):
         read_index(tmp_path / "bad.csv", tmp_path)
 
 

@@ -19,9 +19,9 @@ from lifelong_monodepth.data.errors import DataError
 INDEX_COLUMNS = ("rgb", "depth")
 OPTIONAL_COLUMNS = ("depth_scale",)
 DEFAULT_MISSING_HINT = (
-    "For a real dataset write it with `python -m lifelong_monodepth.data.prepare {nyu,kitti,scannet} "
-    "--source DIR` (docs/datasets.md); for the synthetic benchmark run `make data`; or point the "
-    "domain's `index` entries at existing CSVs."
+    "Point the domain's `index` entries at existing CSVs: for a real dataset write them with "
+    "`python -m lifelong_monodepth.data.prepare {nyu,kitti,scannet} --source DIR` (docs/datasets.md); "
+    "for the synthetic benchmark run `make data`."
 )
 
 
@@ -84,7 +84,7 @@ def _scale(text: str, index_path: Path, line_number: int) -> float | None:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
         raise DataError(
-            f"Index {index_path}, line {line_number}: depth_scale {text!r} is not a positive number "
+            f"Index {index_path}, line {line_number}: depth_scale must be a positive number, got {text!r} "
             "(stored value / depth_scale = metres; leave it empty to use the domain's)."
         )
     return value

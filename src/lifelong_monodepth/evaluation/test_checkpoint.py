@@ -43,14 +43,16 @@ def _check_own_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
 
     if looks_original(checkpoint["state_dict"]):
         raise ConfigError(
-            f"{path} is not a lifelong-monodepth checkpoint but an original Lifelong-MonoDepth one. "
-            "Convert it: "
+            f"{path} is not a lifelong-monodepth checkpoint: it is an original Lifelong-MonoDepth "
+            "checkpoint. Convert it first: "
             f"python -m lifelong_monodepth.convert {path} --domains <letters in learning order, e.g. NKS> "
             f"--out {path.with_suffix('').with_suffix('.ckpt')}; then mode=test ckpt=<that file>."
         )
     raise ConfigError(
         f"{path} is not a lifelong-monodepth checkpoint (no Lightning version or `lifelong` entry): use a "
-        "stage checkpoint written by run.py (outputs/.../checkpoints/NKS.ckpt)."
+        "stage checkpoint written by run.py (outputs/.../checkpoints/NKS.ckpt), or convert an original "
+        f"Lifelong-MonoDepth file with `python -m lifelong_monodepth.convert {path} --domains NKS "
+        "--out <new>.ckpt`."
     )
 
 
