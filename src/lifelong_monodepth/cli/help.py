@@ -20,10 +20,9 @@ def domains_help(domains: Any) -> str:
     lines = []
     for letter, domain in domains.items():
         size = "×".join(str(s) for s in domain.get("input_size") or [])
-        lines.append(
-            f"  {letter}  {domain.get('name', '?'):<13} {domain.get('min_depth')}–{domain.get('max_depth')} m, "
-            f"{size}: {domain.get('description') or ''}".rstrip(": ")
-        )
+        depth = f"{domain.get('min_depth')}–{domain.get('max_depth')} m"
+        text = f"  {letter}  {domain.get('name', '?'):<13} {depth}, {size}: {domain.get('description') or ''}"
+        lines.append(text.rstrip(": "))
     return "\n".join(lines)
 
 
