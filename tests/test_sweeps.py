@@ -145,10 +145,18 @@ def test_validation_names_the_key_in_one_line(tmp_path: Path, override: str, exp
     assert "\n" not in problems[0]
 
 
-def test_the_default_config_and_every_strategy_pass_validation(tmp_path: Path) -> None:
+def test_every_option_of_every_config_group_passes_validation(tmp_path: Path) -> None:
+    """No false alarms: the default config and each shipped option (strategy=ewc, experiment=…) pass."""
     assert config_problems(compose_config(tmp_path, [])) == []
-    for strategy in ("finetune", "ewc", "replay_only", "distill_only", "joint"):
-        assert config_problems(compose_config(tmp_path, [f"strategy={strategy}"])) == [], strategy
+    # An experiment pins a strategy's settings: it is checked alone, the other groups together.
+    for experiment in sorted((ROOT / "configs" / "experiment").glob("*.yaml")):
+        assert config_problems(compose_config(tmp_path, [f"experiment={experiment.stem}"])) == []
+    skip = ("hydra", "paths", "experiment")
+    groups = [p for p in (ROOT / "configs").iterdir() if p.is_dir() and p.name not in skip]
+    options = {group.name: sorted(p.stem for p in group.glob("*.yaml")) for group in groups}
+    for i in range(max(len(names) for names in options.values())):  # every option in a few composes
+        overrides = [f"{group}={names[i % len(names)]}" for group, names in options.items()]
+        assert config_problems(compose_config(tmp_path, overrides)) == [], overrides
 
 
 def test_validate_callback_stops_before_the_run_dir_with_exit_2(tmp_path: Path, capsys) -> None:
@@ -204,7 +212,8 @@ def test_help_shows_usage_examples_groups_domains_and_orders_before_the_config()
     assert positions == sorted(positions)
     assert "python run.py -m sweep=all_orders" in text
     assert "sweep: all_orders, paper, seeds, strategies" in text
-    assert "  N  synthetic_n" in text and "NKS" in text.split("== Orders")[1].split("==")[0]
+    assert "  N  synthetic_n" in text
+    assert "NKS, NSK, SKN, SNK" in text.split("== Orders")[1].split("== Configuration groups")[0]
 
 
 # ------------------------------------------------------------------------------ report

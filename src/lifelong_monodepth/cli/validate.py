@@ -145,7 +145,10 @@ def _strategy_problems(cfg: DictConfig) -> list[str]:
             continue
         key = f"strategy.callbacks.{name}"
         if "_target_" not in node:
-            problems.append(f"{key}: needs a `_target_` (a LifelongStrategy class)")
+            problems.append(
+                f"{key}: settings without a `_target_` (strategy={cfg.strategy.get('name')} has no `{name}` "
+                "callback; an experiment or an override sets options for it)"
+            )
             continue
         try:
             instantiate(node, _convert_="all")
