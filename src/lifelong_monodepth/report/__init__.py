@@ -106,11 +106,14 @@ class Report:
         for name, text in (("report.md", self.markdown()), ("report.tex", self.latex())):
             (self.folder / name).write_text(text)
             written.append(self.folder / name)
-        labels = [group_label(row, self.keys) for _, row in self.groups.iterrows()]
-        groups = group_runs(self.runs, self.varying, self.across_orders)
+        runs = group_runs(self.runs, self.varying, self.across_orders)
+        panels = [
+            (group_label(row, self.keys), runs[tuple(row[k] for k in self.keys)])
+            for _, row in self.groups.iterrows()
+        ]
         for path in (
             plot_forgetting(self.groups, self.keys, self.folder / "forgetting.png"),
-            plot_matrices(groups, labels, self.folder / "lifelong_matrix.png"),
+            plot_matrices(panels, self.folder / "lifelong_matrix.png"),
         ):
             if path is not None:
                 written.append(path)

@@ -86,7 +86,13 @@ def aggregate(frame: pd.DataFrame, varying: Sequence[str], across_orders: bool =
             row[metric] = float(values_.mean()) if values_.notna().any() else np.nan
             row[f"{metric}_std"] = float(values_.std(ddof=1)) if values_.notna().sum() > 1 else np.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values(keys, key=_numeric_if_possible, kind="stable", ignore_index=True)
+
+
+def _numeric_if_possible(column: pd.Series) -> pd.Series:
+    """Sort a swept weight 1, 5, 10, 100 — not 1, 10, 100, 5."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    return numbers if numbers.notna().all() else column
 
 
 def mean_matrix(runs: Sequence[Run]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -104,11 +110,11 @@ def mean_matrix(runs: Sequence[Run]) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def group_runs(runs: Sequence[Run], varying: Sequence[str], across_orders: bool) -> dict[tuple, list[Run]]:
-    """The runs of each group, keyed like the rows of :func:`aggregate` (same columns, same order)."""
+    """The runs of each group, keyed by the values of :func:`group_columns` (as in :func:`aggregate`)."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
         identity = {"order": run.order, "strategy": run.strategy, "protocol": run.protocol}
         identity.update({key: run.overrides.get(key) or DEFAULT for key in varying})
         key = tuple(identity[c] for c in group_columns(varying, across_orders))
         groups.setdefault(key, []).append(run)
-    return dict(sorted(groups.items()))
+    return groups

@@ -41,11 +41,13 @@ def plot_forgetting(frame: pd.DataFrame, keys: Sequence[str], path: Path) -> Pat
     if not panels:
         return None
     plt = _pyplot()
-    labels = [group_label(row, keys) for _, row in frame.iterrows()]
+    many = len(frame) > 12  # e.g. 6 strategies × 6 orders: one line per label, turned upright
+    labels = [group_label(row, keys).replace("\n", " " if many else "\n") for _, row in frame.iterrows()]
     strategies = list(dict.fromkeys(frame["strategy"]))
     colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(strategies)}
+    width = min(16.0, max(4.0, (0.45 if many else 0.9) * len(frame)))
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(max(4.0, 0.9 * len(frame)) * len(panels), 3.6), squeeze=False
+        1, len(panels), figsize=(width * len(panels), 5.0 if many else 3.6), squeeze=False
     )
     for ax, (metric, title) in zip(axes[0], panels, strict=True):
         scale = 100.0 if metric.startswith("rel_") else 1.0
@@ -60,7 +62,7 @@ def plot_forgetting(frame: pd.DataFrame, keys: Sequence[str], path: Path) -> Pat
             color=[colours[s] for s in frame["strategy"]],
         )
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_xticks(x, labels, fontsize=8, rotation=90 if many else 0)
         ax.set_ylabel(f"{title}\nlower is better")
         ax.set_title(f"mean ± std over runs (n = {', '.join(str(int(n)) for n in sorted(set(frame['n'])))})")
     fig.tight_layout()
@@ -69,10 +71,10 @@ def plot_forgetting(frame: pd.DataFrame, keys: Sequence[str], path: Path) -> Pat
     return path
 
 
-def plot_matrices(groups: dict[tuple, list[Run]], labels: Sequence[str], path: Path) -> Path | None:
-    """One heatmap per setting: mean RMSE after each stage (rows) on each domain (columns), ± std."""
+def plot_matrices(groups: Sequence[tuple[str, list[Run]]], path: Path) -> Path | None:
+    """One heatmap per (label, runs) setting: mean RMSE after each stage (rows) on each domain, ± std."""
     panels = []
-    for label, runs in zip(labels, groups.values(), strict=True):
+    for label, runs in groups:
         stats = mean_matrix(runs)
         if stats is None:
             continue
