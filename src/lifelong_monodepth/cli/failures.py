@@ -85,7 +85,8 @@ class JobStatus:
 
     def line(self) -> str:
         detail = f": {self.message}" if self.message else ""
-        return f"{self.job} [{self.status}]{detail} → {Path(self.path) / ERROR_FILE}"
+        where = Path(self.path) / ERROR_FILE if self.status in ("failed", "preempted") else Path(self.path)
+        return f"{self.job} [{self.status}]{detail} → {where}"
 
 
 def _natural(path: Path) -> list[Any]:
