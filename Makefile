@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.stamp-install
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install run data test lint format bench eval report clean
+.PHONY: help install run data test lint format bench eval sweep report clean
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,6 +30,13 @@ run: $(STAMP)  ## set up and run the main job (order NKS on the synthetic benchm
 
 eval: $(STAMP)  ## evaluate a checkpoint: make eval CKPT=outputs/.../checkpoints/NKS.ckpt
 	$(PY) run.py mode=test ckpt=$(CKPT) $(ARGS)
+
+SWEEP ?= all_orders
+sweep: $(STAMP)  ## a sweep preset: make sweep SWEEP=[all_orders,seeds] ARGS='hydra/launcher=joblib'
+	$(PY) run.py -m 'sweep=$(SWEEP)' $(ARGS)
+
+report: $(STAMP)  ## paper table of a sweep: make report DIR=outputs/multiruns/<date> (default: latest)
+	$(PY) -m lifelong_monodepth.report $(or $(DIR),$(lastword $(sort $(wildcard outputs/multiruns/*))))
 
 test: $(STAMP)  ## set up and run the test suite
 	$(PY) -m pytest -q $(ARGS)

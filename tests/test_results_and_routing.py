@@ -239,9 +239,9 @@ def test_multirun_sweeps_orders_and_writes_one_run_each(tmp_path: Path) -> None:
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert runs == ["0_NK_finetune", "1_KN_finetune"]
-    assert (sweep / "0_NK_finetune" / "checkpoints" / "NK.ckpt").is_file()
-    assert (sweep / "1_KN_finetune" / "checkpoints" / "KN.ckpt").is_file()
+    assert runs == ["0_NK_finetune_s42", "1_KN_finetune_s42"]
+    assert (sweep / "0_NK_finetune_s42" / "checkpoints" / "NK.ckpt").is_file()
+    assert (sweep / "1_KN_finetune_s42" / "checkpoints" / "KN.ckpt").is_file()
     orders = [json.loads((sweep / r / "results" / "summary.json").read_text())["order"] for r in runs]
     assert orders == ["NK", "KN"]
 

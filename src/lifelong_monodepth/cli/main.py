@@ -22,8 +22,15 @@ def _first(value: Any, fallback: Any) -> Any:
 
 
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("lmd_first"):
-        OmegaConf.register_new_resolver("lmd_first", _first)
+    from lifelong_monodepth.cli.help import domains_help, orders_help
+
+    for name, function in (
+        ("lmd_first", _first),
+        ("lmd_help_domains", domains_help),
+        ("lmd_help_orders", orders_help),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
 
 
 def config_dir() -> str:
@@ -48,17 +55,53 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
     raise LifelongDepthError(f"Unknown mode={cfg.mode!r}: use mode=train or mode=test.")
 
 
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _set_threads(cfg: DictConfig) -> None:
+    """``threads=N``: torch threads of this job (parallel jobs on one machine share its cores)."""
+    if cfg.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.threads))
+
+
 def _task(cfg: DictConfig) -> float | None:
+    """One job. In a multirun a failure is recorded in the job's directory and the sweep goes on."""
+    from lifelong_monodepth.cli.failures import clear_failure, record_failure, remove_rejected_run_dir
+    from lifelong_monodepth.cli.validate import validate_config
     from lifelong_monodepth.training.checkpointing import PreemptedError
 
+    output_dir = Path(cfg.paths.output_dir)
+    multirun = _in_multirun()
     try:
+        validate_config(cfg)
+        _set_threads(cfg)
         summary = execute(cfg)
     except LifelongDepthError as err:
         log.error("%s", err)
+        if multirun:
+            record_failure(output_dir, err)
+            return None
+        remove_rejected_run_dir(output_dir, cfg.paths.log_dir)
         sys.exit(2)
     except PreemptedError as err:
         log.warning("%s", err)
+        if multirun:
+            record_failure(output_dir, err, status="preempted")
+            return None
         sys.exit(143)  # 128 + SIGTERM: what schedulers expect from a job stopped by SIGTERM
+    except Exception as err:
+        record_failure(output_dir, err, expected=False)
+        if not multirun:
+            raise
+        log.exception("Job failed (the sweep goes on; details in %s)", output_dir / "error.txt")
+        return None
+    clear_failure(output_dir)
     rmse = (summary or {}).get("average", {}).get("prior", {}).get("rmse")
     return float(rmse) if rmse is not None else None
 

@@ -38,6 +38,8 @@ class ResultsTable:
         self.protocol = protocol
         self.rows: list[dict[str, Any]] = list(rows or [])
         self.summary: dict[str, Any] = {}
+        # What tells this run apart in a sweep (seed, command-line overrides): copied into summary.json.
+        self.meta: dict[str, Any] = {}
 
     @classmethod
     def load_or_new(
@@ -107,6 +109,7 @@ class ResultsTable:
         final = stages[-1]
         sequential = len(stages) == len(self.order)
         summary: dict[str, Any] = {
+            **self.meta,
             "protocol": self.protocol,
             "strategy": self.strategy,
             "order": "".join(self.order),

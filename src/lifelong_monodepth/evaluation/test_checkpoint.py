@@ -20,7 +20,7 @@ from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.models.selection import SELECTORS, DomainSelector
 from lifelong_monodepth.training.checkpointing import load_checkpoint_file
 from lifelong_monodepth.training.module import LifelongDepthModule
-from lifelong_monodepth.utils.run_info import write_run_info
+from lifelong_monodepth.utils.run_info import run_metadata, write_run_info
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     datamodule.check_index_files(letters, [evaluation_options(evaluation)["split"]])
     chosen = str((cfg.get("selector") or {}).get("name", "prototype"))
     table = ResultsTable(order=letters, strategy=f"test:{path.stem}", protocol=protocol_label(evaluation))
+    table.meta = run_metadata(cfg)
     selector_accuracy: dict[str, Any] = {}
     for name in [chosen] + [s for s in SELECTORS if s != chosen]:
         results = evaluate_domains(

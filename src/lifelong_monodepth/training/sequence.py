@@ -42,7 +42,7 @@ from lifelong_monodepth.training.checkpointing import (
 from lifelong_monodepth.training.module import LifelongDepthModule
 from lifelong_monodepth.training.order import resolve_order, stage_names
 from lifelong_monodepth.utils.io import write_json
-from lifelong_monodepth.utils.run_info import write_run_info
+from lifelong_monodepth.utils.run_info import run_metadata, write_run_info
 
 log = logging.getLogger(__name__)
 ENCODER_STRIDE = 32
@@ -167,6 +167,7 @@ class SequenceRunner:
             strategy=str(cfg.strategy.name),
             protocol=protocol_label(self.evaluation),
         )
+        self.table.meta = run_metadata(cfg)
         self.wandb = None
         self.guard = PreemptionGuard()
 
