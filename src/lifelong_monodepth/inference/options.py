@@ -71,7 +71,8 @@ def run_cli(
     if any(arg in ("-h", "--help", "help") for arg in argv):
         print(usage(cls, prog, summary))
         return
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("lifelong_monodepth").setLevel(logging.INFO)  # ours; libraries stay at warnings
     try:
         run(parse_options(cls, argv, prog, positional))
     except LifelongDepthError as err:
