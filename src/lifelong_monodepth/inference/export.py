@@ -126,7 +126,7 @@ def export_onnx(
         try:
             torch.onnx.export(
                 module,
-                example,
+                _at_least_two(example) if attempt_dynamic else example,
                 str(path),
                 input_names=names,
                 output_names=list(OUTPUTS),
@@ -144,6 +144,16 @@ def export_onnx(
                 "Dynamic-shape ONNX export failed (%s); exporting at a fixed size.", type(err).__name__
             )
     return False
+
+
+def _at_least_two(example: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """An example with batch ≥ 2 and height, width ≥ 64: the exporter specialises dimensions of size 1."""
+    batch, _, height, width = example[0].shape
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(max(batch, 2), 3, max(height, 64), max(width, 64), generator=generator)
+    if len(example) == 1:
+        return (images,)
+    return images, torch.arange(len(images)) % int(example[1].max().item() + 1)
 
 
 def export_torchscript(module: ExportedDepthNet, example: tuple[Tensor, ...], path: Path) -> None:
