@@ -47,7 +47,9 @@ def test_training_state_is_kept_on_request_and_holds_the_strategies(tmp_path: Pa
     from lifelong_monodepth.checkpoint import load_training_state
 
     out = tmp_path / "run"
-    cfg = compose_config(out, [*FAST_OVERRIDES, "order=N", "checkpoint.keep_training_state=true"], tiny_domains)
+    cfg = compose_config(
+        out, [*FAST_OVERRIDES, "order=N", "checkpoint.keep_training_state=true"], tiny_domains
+    )
     runner = SequenceRunner(cfg)
     runner.run()
     state = load_training_state(out / "checkpoints" / "resume" / "N" / "training_state.ckpt")

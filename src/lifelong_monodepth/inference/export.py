@@ -172,8 +172,8 @@ class _Runner:
                 import onnxruntime as ort
             except ImportError as err:
                 raise ConfigError(
-                    "Verifying an ONNX export needs onnxruntime: pip install 'lifelong-monodepth[export]' "
-                    "(or pass verify on another machine)."
+                    "Exporting to ONNX and verifying the graph need the optional extra: "
+                    "pip install -e '.[export]' (onnx, onnxscript, onnxruntime)."
                 ) from err
             options = ort.SessionOptions()
             options.log_severity_level = 3
@@ -203,6 +203,17 @@ def compare(reference: list[np.ndarray], exported: list[np.ndarray]) -> dict[str
 def export(options: ExportOptions) -> dict[str, Any]:
     if options.format not in FORMATS:
         raise ConfigError(f"format={options.format!r}: choose {' or '.join(FORMATS)}.")
+    if options.format == "onnx":
+        import importlib.util
+
+        missing = [
+            name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None
+        ]
+        if missing:
+            raise ConfigError(
+                f"format=onnx needs {', '.join(missing)}: install the optional extra with "
+                "pip install -e '.[export]' (or use format=torchscript)."
+            )
     model = load_model(str(options.ckpt))
     letters = list(model.domains) if options.domain == "all" else [model.domain(options.domain).letter]
     module = ExportedDepthNet(model.net, letters).eval()

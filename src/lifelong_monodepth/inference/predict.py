@@ -19,7 +19,7 @@ import numpy as np
 
 from lifelong_monodepth.data.errors import ConfigError, DataError
 from lifelong_monodepth.inference.inputs import InputSet, read_image, resolve_inputs
-from lifelong_monodepth.inference.loading import load_model
+from lifelong_monodepth.inference.loading import LoadedModel, load_model
 from lifelong_monodepth.inference.options import option, run_cli
 from lifelong_monodepth.inference.outputs import PredictionsCsv, color_range, write_prediction
 from lifelong_monodepth.inference.pointcloud import Intrinsics, backproject, parse_intrinsics, write_ply
@@ -165,7 +165,7 @@ def _write_one(
     path: Path,
     image: np.ndarray,
     prediction: Prediction,
-    model,
+    model: LoadedModel,
     options: PredictOptions,
     fixed: tuple[float, float] | None,
     intrinsics: Intrinsics | None,
