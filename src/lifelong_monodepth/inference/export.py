@@ -258,6 +258,8 @@ def export(options: ExportOptions) -> dict[str, Any]:
                 print(f"  the traced module is only valid at {example_size[0]}×{example_size[1]}")
                 continue
             failures.append(name)
+    if not options.images:
+        print("  (random inputs only: add images=<image|folder|glob> to verify on real images too)")
     report["dynamic_shapes"] = dynamic
     _write_model_card(out_dir / f"{path.stem}.json", model, letters, path, dynamic, example_size)
     if failures:
