@@ -21,7 +21,7 @@ T = TypeVar("T")
 def usage(cls: type, prog: str, summary: str) -> str:
     lines = [f"usage: python -m {prog} key=value ...", "", summary, "", "options:"]
     for item in dataclasses.fields(cls):
-        default = item.default if item.default is not dataclasses.MISSING else "(required)"
+        default = "(required)" if item.metadata.get("required") else item.default
         lines.append(f"  {item.name}={default}".ljust(34) + f" {item.metadata.get('help', '')}")
     return "\n".join(lines)
 

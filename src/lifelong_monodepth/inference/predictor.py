@@ -52,6 +52,7 @@ def resolve_device(device: str) -> torch.device:
 def _flag(value: str | bool, default: bool, name: str) -> bool:
     if isinstance(value, bool):
         return value
+    value = str(value).lower()  # OmegaConf reads `true` on the command line as a boolean
     if value == "auto":
         return default
     if value in ("true", "false"):
