@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.stamp-install
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install run data test lint format bench eval sweep report clean
+.PHONY: help install run data test lint format bench eval sweep report predict export clean
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,export]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the package (idempotent)
@@ -37,6 +37,11 @@ sweep: $(STAMP)  ## a sweep preset: make sweep SWEEP=[all_orders,seeds] ARGS='hy
 
 report: $(STAMP)  ## paper table of a sweep: make report DIR=outputs/multiruns/<date> (default: latest)
 	$(PY) -m lifelong_monodepth.report $(or $(DIR),$(lastword $(sort $(wildcard outputs/multiruns/*))))
+predict: $(STAMP)  ## depth for your images: make predict CKPT=.../NKS.ckpt INPUT=photos/ [OUTPUT=predictions]
+	$(PY) -m lifelong_monodepth.predict ckpt=$(CKPT) input=$(INPUT) output=$(or $(OUTPUT),predictions) $(ARGS)
+
+export: $(STAMP)  ## ONNX/TorchScript: make export CKPT=.../NKS.ckpt [FORMAT=onnx|torchscript]
+	$(PY) -m lifelong_monodepth.export ckpt=$(CKPT) format=$(or $(FORMAT),onnx) $(ARGS)
 
 test: $(STAMP)  ## set up and run the test suite
 	$(PY) -m pytest -q $(ARGS)

@@ -28,6 +28,34 @@ def test_two_stage_run_writes_loadable_checkpoints(tmp_path: Path, tiny_domains)
     assert depth.shape == (1, 1, 16, 32) and float(depth.min()) >= 0.5
     assert result.table.stages == ["init", "N", "NK"]
     assert (out / "results" / "lifelong_matrix.csv").is_file()
+    # Slim: weights and what inference needs, loadable with weights_only=True, no training state.
+    raw = torch.load(out / "checkpoints" / "NK.ckpt", map_location="cpu", weights_only=True)
+    assert not {"optimizer_states", "lr_schedulers", "loops", "callbacks"} & set(raw)
+    assert raw["lifelong"]["domains"][1]["depth_scale"] == 256.0
+    assert raw["stage"]["name"] == "NK" and raw["stage"]["order"] == "NK"
+    rmse = result.table.value("NK", "K", "prior", "rmse")
+    assert raw["results"]["K"]["prior"]["rmse"] == pytest.approx(rmse)
+    # The resumable training state is removed once the run finished cleanly.
+    assert not (out / "checkpoints" / "resume").exists()
+    from lifelong_monodepth.inference.loading import load_model as load_for_inference
+
+    model = load_for_inference(out / "checkpoints" / "NK.ckpt")
+    assert list(model.domains) == ["N", "K"] and model.results["K"]["prior"]["rmse"] == pytest.approx(rmse)
+
+
+def test_training_state_is_kept_on_request_and_holds_the_strategies(tmp_path: Path, tiny_domains) -> None:
+    from lifelong_monodepth.checkpoint import load_training_state
+
+    out = tmp_path / "run"
+    cfg = compose_config(
+        out, [*FAST_OVERRIDES, "order=N", "checkpoint.keep_training_state=true"], tiny_domains
+    )
+    runner = SequenceRunner(cfg)
+    runner.run()
+    state = load_training_state(out / "checkpoints" / "resume" / "N" / "training_state.ckpt")
+    replay = next(s for s in runner.strategies if type(s).__name__ == "ReplayCallback")
+    assert state[replay.state_key]["buffer"] == replay.state_dict()["buffer"]
+    assert len(state[replay.state_key]["buffer"]["N"]) > 0
 
 
 def test_unknown_letter_fails_before_training(tmp_path: Path, tiny_domains) -> None:

@@ -13,12 +13,12 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from lifelong_monodepth.checkpoint import load_checkpoint_file
 from lifelong_monodepth.data.domain import domains_from_config
 from lifelong_monodepth.data.errors import ConfigError
 from lifelong_monodepth.evaluation.evaluate import evaluate_domains, evaluation_options, protocol_label
 from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.models.selection import SELECTORS, DomainSelector
-from lifelong_monodepth.training.checkpointing import load_checkpoint_file
 from lifelong_monodepth.training.module import LifelongDepthModule
 from lifelong_monodepth.utils.run_info import run_metadata, write_run_info
 

@@ -1,19 +1,34 @@
-"""Checkpoints that a killed job can resume from, written atomically."""
+"""Checkpoints that a killed job can resume from, written atomically (file formats: ``checkpoint/``)."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 
-from lifelong_monodepth.data.errors import ConfigError
+from lifelong_monodepth.checkpoint import (
+    load_checkpoint_file,
+    stage_checkpoint,
+    write_stage_checkpoint,
+    write_training_state,
+)
 from lifelong_monodepth.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
+__all__ = [
+    "PreemptedError",
+    "PreemptionGuard",
+    "ResumeCheckpoint",
+    "load_checkpoint_file",
+    "remove_training_state",
+    "save_checkpoint_atomic",
+    "write_stage_files",
+]
 
 
 def save_checkpoint_atomic(trainer: pl.Trainer, path: str | Path) -> Path:
@@ -21,25 +36,37 @@ def save_checkpoint_atomic(trainer: pl.Trainer, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: trainer.save_checkpoint(tmp, weights_only=False))
 
 
-def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only).
+def write_stage_files(
+    module: pl.LightningModule,
+    strategies: Sequence[pl.Callback],
+    stage_path: str | Path,
+    state_path: str | Path,
+    stage_info: Mapping[str, Any],
+) -> Path:
+    """End of a stage: the strategies' training state, then the slim stage checkpoint.
 
-    A truncated or foreign file is rejected with a message naming it, never half-loaded.
+    The slim file is written last: its presence is what marks the stage as finished.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Checkpoint not found: {path}.")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt zip/pickle data
-        raise ConfigError(
-            f"Cannot load checkpoint {path}: {type(err).__name__}: {err}. The file is truncated, corrupt "
-            "or holds objects other than tensors and plain containers (refused for safety). "
-            "Delete it to fall back to the previous checkpoint."
-        ) from err
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ConfigError(f"{path} is not a lifelong-monodepth checkpoint (no state_dict).")
-    return checkpoint
+    write_training_state(state_path, {s.state_key: s.state_dict() for s in strategies}, stage_info["name"])
+    holder: dict[str, Any] = {}
+    module.on_save_checkpoint(holder)
+    checkpoint = stage_checkpoint(
+        state_dict=module.state_dict(),
+        hyper_parameters=dict(module.hparams),
+        lifelong=holder["lifelong"],
+        stage=stage_info,
+        # Lets ``LifelongDepthModule.load_from_checkpoint`` read the slim file as well.
+        extra={"pytorch-lightning_version": str(pl.__version__)},
+    )
+    return write_stage_checkpoint(stage_path, checkpoint)
+
+
+def remove_training_state(resume_dir: str | Path) -> None:
+    """A run that finished cleanly no longer needs its resumable state (``keep_training_state`` keeps it)."""
+    resume_dir = Path(resume_dir)
+    if resume_dir.is_dir():
+        shutil.rmtree(resume_dir)
+        log.info("Run finished: removed the resumable training state %s", resume_dir)
 
 
 class PreemptionGuard:

@@ -78,6 +78,7 @@ class LifelongDepthModule(pl.LightningModule):
             "max_depth": domain.max_depth,
             "input_size": list(domain.input_size),
             "eval_crop": domain.eval_crop,
+            "depth_scale": domain.depth_scale,  # predict writes 16-bit PNGs in the domain's native scale
         }
 
     def set_current(self, letters: Sequence[str]) -> None:

@@ -20,6 +20,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lifelong_monodepth.checkpoint import (
+    attach_results,
+    load_training_state,
+    results_from_rows,
+    training_state_path,
+)
 from lifelong_monodepth.data.datamodule import LifelongDataModule
 from lifelong_monodepth.data.domain import DomainConfig, domains_from_config
 from lifelong_monodepth.data.errors import ConfigError
@@ -37,7 +43,8 @@ from lifelong_monodepth.training.checkpointing import (
     PreemptionGuard,
     ResumeCheckpoint,
     load_checkpoint_file,
-    save_checkpoint_atomic,
+    remove_training_state,
+    write_stage_files,
 )
 from lifelong_monodepth.training.module import LifelongDepthModule
 from lifelong_monodepth.training.order import resolve_order, stage_names
@@ -199,6 +206,16 @@ class SequenceRunner:
     def stage_resume_path(self, stage: Stage) -> Path:
         return self.ckpt_dir / "resume" / stage.name / "last.ckpt"
 
+    def stage_info(self, stage: Stage) -> dict[str, Any]:
+        """What the slim stage checkpoint says about where it comes from (``inspect`` prints it)."""
+        selector = self.cfg.get("selector") or {}
+        return {
+            **self.manifest(),
+            "name": stage.name,
+            "index": stage.index,
+            "selector": {"name": selector.get("name", "prototype"), "grid": int(selector.get("grid", 4))},
+        }
+
     def selector(self) -> DomainSelector | None:
         node = self.cfg.get("selector") or {}
         name = node.get("name", "prototype")
@@ -335,8 +352,13 @@ class SequenceRunner:
         self.prepare_stage(stage)
         self.module.on_load_checkpoint(checkpoint)
         self.module.load_state_dict(checkpoint["state_dict"])
+        # Strategies' state lives in the training state (older full checkpoints held it themselves).
+        states = load_training_state(training_state_path(self.ckpt_dir / "resume", stage.name))
+        states = checkpoint.get("callbacks", {}) if states is None else states
+        if not states and self.strategies and stage is not self.stages[-1]:
+            log.warning("No training state for finished stage %s: strategies start it empty.", stage.name)
         for strategy in self.strategies:
-            state = checkpoint.get("callbacks", {}).get(strategy.state_key)
+            state = states.get(strategy.state_key)
             if state is not None:
                 strategy.load_state_dict(state)
         self.module.mark_learned(stage.current)
@@ -364,7 +386,13 @@ class SequenceRunner:
             strategy.on_stage_end(stage, self.module, self.datamodule)
         self.module.mark_learned(stage.current)
         self.fit_selector()
-        save_checkpoint_atomic(trainer, self.stage_checkpoint(stage))
+        write_stage_files(
+            self.module,
+            self.strategies,
+            self.stage_checkpoint(stage),
+            training_state_path(self.ckpt_dir / "resume", stage.name),
+            self.stage_info(stage),
+        )
         if resume_path.is_file():
             resume_path.unlink()
 
@@ -392,6 +420,7 @@ class SequenceRunner:
             if stage.name not in self.table.stages:
                 letters = self.order if self.evaluation.get("evaluate_unseen", True) else stage.seen
                 self.evaluate(stage.name, letters)
+                attach_results(checkpoint, results_from_rows(self.table.rows, stage.name))
                 self.table.save(self.results_dir)
             result.checkpoints[stage.name] = checkpoint
             if self.guard.received and stage is not self.stages[-1]:
@@ -400,6 +429,8 @@ class SequenceRunner:
                     f"the same command plus resume={self.output_dir}"
                 )
         self.table.finalise(self.results_dir)
+        if not (self.cfg.get("checkpoint") or {}).get("keep_training_state", False):
+            remove_training_state(self.ckpt_dir / "resume")
         if self.wandb is not None:
             self.table.log_to(self.wandb)
         result.table = self.table
