@@ -35,6 +35,7 @@ class LifelongDataModule(pl.LightningDataModule):
         val_fraction: float = 0.1,
         check_files: bool = True,
         drop_last: bool = True,
+        val_old_domains: int = 0,
     ) -> None:
         super().__init__()
         self.domains: dict[str, DomainConfig] = (
@@ -50,15 +51,19 @@ class LifelongDataModule(pl.LightningDataModule):
         self.val_fraction = val_fraction
         self.check_files = check_files
         self.drop_last = drop_last
+        self.val_old_domains = int(val_old_domains)
         self.current: list[str] = []
+        self.previous: list[str] = []
         self._datasets: dict[tuple[str, str], DepthDataset] = {}
 
     # ----------------------------------------------------------------------------- domains
-    def set_current(self, letters: Sequence[str]) -> None:
-        """Make ``letters`` the domain(s) being learned (several for joint training)."""
-        for letter in letters:
+    def set_current(self, letters: Sequence[str], previous: Sequence[str] = ()) -> None:
+        """Make ``letters`` the domain(s) being learned (several for joint training); ``previous``
+        are the domains learned before, validated on a small fixed subset (``val_old_domains``)."""
+        for letter in [*letters, *previous]:
             self.domain(letter)
         self.current = list(letters)
+        self.previous = [letter for letter in previous if letter not in self.current]
 
     def domain(self, letter: str) -> DomainConfig:
         if letter not in self.domains:
@@ -113,7 +118,15 @@ class LifelongDataModule(pl.LightningDataModule):
         return self._loader(dataset, batch_size, sampler, self.drop_last)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self.eval_loader(letter, "val") for letter in self.current]
+        loaders = [self.eval_loader(letter, "val") for letter in self.current]
+        if self.val_old_domains > 0:
+            for letter in self.previous:  # the same first images every stage: comparable curves
+                full = self.dataset(letter, "val")
+                subset = DepthDataset(
+                    full.domain, full.split, train=False, rows=full.rows[: self.val_old_domains]
+                )
+                loaders.append(self._loader(subset, self.eval_batch_size, None, False))
+        return loaders
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self.eval_loader(letter, "test") for letter in self.current]

@@ -192,19 +192,18 @@ class LifelongDepthModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
-        from lifelong_monodepth.evaluation.metrics import DepthMetrics
-
-        self._val_metrics = {
-            letter: DepthMetrics(
-                min_depth=self.domain_info[letter]["min_depth"],
-                max_depth=self.domain_info[letter]["max_depth"],
-                crop=self.domain_info[letter]["eval_crop"],
-            ).to(self.device)
-            for letter in self.current
-        }
+        self._val_metrics = {}
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Any learned domain's head: the current domain(s) and a fixed subset of the earlier ones."""
+        from lifelong_monodepth.evaluation.metrics import DepthMetrics
+
         letter = batch["domain"][0]
+        if letter not in self._val_metrics:
+            info = self.domain_info[letter]
+            self._val_metrics[letter] = DepthMetrics(
+                min_depth=info["min_depth"], max_depth=info["max_depth"], crop=info["eval_crop"]
+            ).to(self.device)
         depth = self.predict_depth(batch["image"], letter, tuple(batch["depth"].shape[-2:]))
         self._val_metrics[letter].update(depth, batch["depth"])
 
@@ -213,10 +212,9 @@ class LifelongDepthModule(pl.LightningModule):
             values = metric.compute()
             for name in ("abs_rel", "rmse", "delta1"):
                 self.log(f"val/{letter}/{name}", values[name], add_dataloader_idx=False)
-        if self.current:
-            self.log(
-                "val/rmse", torch.stack([m.compute()["rmse"] for m in self._val_metrics.values()]).mean()
-            )
+        current = [self._val_metrics[letter] for letter in self.current if letter in self._val_metrics]
+        if current:
+            self.log("val/rmse", torch.stack([m.compute()["rmse"] for m in current]).mean())
 
     # ---------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:

@@ -32,6 +32,7 @@ from lifelong_monodepth.evaluation.evaluate import (
 from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
 from lifelong_monodepth.models.selection import DomainSelector, fit_selector_state, pooled_features
+from lifelong_monodepth.tracking import Tracker
 from lifelong_monodepth.training.checkpointing import (
     PreemptedError,
     PreemptionGuard,
@@ -164,23 +165,10 @@ class SequenceRunner:
             strategy=str(cfg.strategy.name),
             protocol=protocol_label(self.evaluation),
         )
-        self.wandb = None
+        self.tracker = Tracker(cfg, self.output_dir, self.order, self.stages)
         self.guard = PreemptionGuard()
 
     # --------------------------------------------------------------------------- helpers
-    def _loggers(self, stage: Stage) -> list[Any]:
-        loggers = []
-        for name, node in (self.cfg.get("logger") or {}).items():
-            if node is None:
-                continue
-            if name == "wandb":
-                if self.wandb is None:
-                    self.wandb = instantiate(node)
-                loggers.append(self.wandb)
-            else:
-                loggers.append(instantiate(node, version=stage.name))
-        return loggers
-
     def _callbacks(self, stage: Stage) -> list[pl.Callback]:
         standard = [
             instantiate(node) for node in (self.cfg.get("callbacks") or {}).values() if node is not None
@@ -204,7 +192,7 @@ class SequenceRunner:
 
     # ---------------------------------------------------------------------------- stages
     def prepare_stage(self, stage: Stage) -> None:
-        self.datamodule.set_current(stage.current)
+        self.datamodule.set_current(stage.current, previous=stage.previous)
         self.module.set_current(stage.current)
         # New heads are initialised from (seed, stage) alone, so a resumed run builds the same ones.
         with torch.random.fork_rng():
@@ -324,6 +312,7 @@ class SequenceRunner:
         )
         self.table.add_stage("init", results)
         self.table.save(self.results_dir)
+        self.tracker.stage_evaluated("init", self.table)
 
     def restore_stage(self, stage: Stage) -> None:
         """Load a finished stage's checkpoint into the module and the strategies (resume)."""
@@ -347,15 +336,15 @@ class SequenceRunner:
             load_checkpoint_file(resume_path)  # rejects a truncated file with a clear message
             ckpt_path = str(resume_path)
             log.info("Resuming stage %s from %s", stage.name, resume_path)
+        loggers = self.tracker.loggers(stage)
         trainer: pl.Trainer = instantiate(
             self.cfg.trainer,
-            callbacks=self._callbacks(stage),
-            logger=self._loggers(stage) or False,
+            callbacks=self.tracker.fit_callbacks(self._callbacks(stage), loggers),
+            logger=loggers or False,
             default_root_dir=str(self.output_dir),
         )
         trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=ckpt_path)
-        if self.wandb is not None:
-            self.wandb.step_offset += trainer.global_step
+        self.tracker.stage_trained(stage, trainer)
         for strategy in self.strategies:
             strategy.on_stage_end(stage, self.module, self.datamodule)
         self.module.mark_learned(stage.current)
@@ -365,7 +354,7 @@ class SequenceRunner:
             resume_path.unlink()
 
     def run(self) -> SequenceResult:
-        with self.guard:
+        with self.guard, self.tracker:  # the tracker finishes the W&B run, failed on an exception
             return self._run()
 
     def _run(self) -> SequenceResult:
@@ -373,6 +362,7 @@ class SequenceRunner:
         self.check_resume()
         write_json(self.output_dir / "run_manifest.json", self.manifest())
         write_run_info(self.output_dir, self.cfg)
+        self.tracker.start()
         self.evaluate_reference()
         for stage in self.stages:
             checkpoint = self.stage_checkpoint(stage)
@@ -389,6 +379,7 @@ class SequenceRunner:
                 letters = self.order if self.evaluation.get("evaluate_unseen", True) else stage.seen
                 self.evaluate(stage.name, letters)
                 self.table.save(self.results_dir)
+                self.tracker.stage_evaluated(stage.name, self.table, self.module, self.datamodule, checkpoint)
             result.checkpoints[stage.name] = checkpoint
             if self.guard.received and stage is not self.stages[-1]:
                 raise PreemptedError(
@@ -396,8 +387,7 @@ class SequenceRunner:
                     f"the same command plus resume={self.output_dir}"
                 )
         self.table.finalise(self.results_dir)
-        if self.wandb is not None:
-            self.table.log_to(self.wandb)
+        self.tracker.finished(self.table)
         result.table = self.table
         return result
 
