@@ -200,3 +200,19 @@ def test_offline_reader_rejects_other_files(tmp_path: Path) -> None:
     path.write_bytes(b"not a run file")
     with pytest.raises(ValueError, match="not a W&B run file"):
         read_offline_run(path)
+
+
+def test_progress_bar_names_the_stage_and_domain() -> None:
+    from types import SimpleNamespace
+
+    from lifelong_monodepth.tracking.progress import stage_label
+
+    module = SimpleNamespace(
+        current=["K"], learned=["N"], domain_info={"N": {"name": "nyu"}, "K": {"name": "kitti"}}
+    )
+    trainer = SimpleNamespace(
+        lightning_module=module, datamodule=SimpleNamespace(domains={"N": 0, "K": 0, "S": 0})
+    )
+    assert stage_label(trainer) == "stage 2/3 K (kitti)"
+    module.current, module.learned = ["N", "K"], []
+    assert stage_label(trainer) == "stage 1/1 NK (nyu, kitti)"  # joint training: one stage

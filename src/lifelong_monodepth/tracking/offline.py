@@ -58,7 +58,7 @@ def read_records(path: str | Path) -> Iterator[Any]:
 
 
 def _items(items: Any) -> dict[str, Any]:
-    """Protobuf items → a dict; ``nested_key`` paths (an image's ``_type``, ``path``, …) become nested dicts."""
+    """Protobuf items → a dict; ``nested_key`` paths (an image's ``_type``, ``path``) become nested dicts."""
     out: dict[str, Any] = {}
     for item in items:
         path = list(item.nested_key) or [item.key]

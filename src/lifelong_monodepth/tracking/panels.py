@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+MISSING_COLOUR = "#9e9e9e"
+
 
 @dataclass(frozen=True)
 class PanelOptions:
@@ -91,14 +93,14 @@ def render_panel(
     )
     for i in range(count):
         valid = (rows["gt"][i] > 0) & (rows["gt"][i] <= max_depth)
-        gt = np.where(valid, rows["gt"][i], np.nan)  # missing depth is drawn black
+        gt = np.where(valid, rows["gt"][i], np.nan)  # missing depth: grey (no colour map uses it)
         error = np.where(valid, np.abs(rows["pred"][i] - rows["gt"][i]), np.nan)
         images = [np.clip(rows["rgb"][i], 0, 1), gt, rows["pred"][i], rows["log_var"][i], error]
         for ax, image, (label, cmap, low, high) in zip(axes[i], images, columns, strict=True):
             if cmap is None:
                 ax.imshow(image)
             else:
-                colour_map = plt.get_cmap(cmap).with_extremes(bad="black")
+                colour_map = plt.get_cmap(cmap).with_extremes(bad=MISSING_COLOUR)
                 ax.imshow(np.ma.masked_invalid(image), cmap=colour_map, vmin=low, vmax=high)
             ax.set_xticks([])
             ax.set_yticks([])

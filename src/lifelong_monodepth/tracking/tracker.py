@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,8 +77,11 @@ class Tracker:
             self.state["wandb"]["resumes"] = int(previous.get("resumes", 0)) + 1
             self._remember_step()
         config_file = self.output_dir / "resolved_config.yaml"
-        if config_file.is_file():
-            self.run.save(str(config_file), base_path=str(self.output_dir), policy="now")
+        if config_file.is_file() and getattr(self.run, "dir", None):
+            # A copy inside the run folder: `save` of a file elsewhere would symlink it and warn.
+            copy = Path(self.run.dir) / config_file.name
+            shutil.copyfile(config_file, copy)
+            self.run.save(str(copy), base_path=self.run.dir, policy="now")
 
     def __enter__(self) -> Tracker:
         return self
