@@ -160,15 +160,17 @@ def test_wandb_online_without_network_fails_fast_with_a_hint(
 ) -> None:
     import wandb
 
-    from lifelong_monodepth.tracking.wandb_run import TrackingError, open_run
+    from lifelong_monodepth.tracking.wandb_run import TrackingError, check_reachable
 
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.delenv("WANDB_MODE", raising=False)
     wandb.teardown()  # settings are read from the environment again
     try:
-        with pytest.raises(TrackingError, match=r"logger\.wandb\.mode=offline .* or logger=csv"):
-            open_run("p", "n", tmp_path, {}, mode="online", init_timeout=2)
+        with pytest.raises(
+            TrackingError, match=r"cannot reach http://127\.0\.0\.1:9 .*mode=offline .*logger=csv"
+        ):
+            check_reachable("online", timeout=2)  # the runner's check, before any data or model work
     finally:
         wandb.teardown()
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lifelong_monodepth.tracking import lifelong_metrics as lm
 from lifelong_monodepth.tracking.loggers import SequenceWandbLogger
 from lifelong_monodepth.tracking.panels import PanelOptions, predict_panel_rows, render_panel
-from lifelong_monodepth.tracking.wandb_run import finish_run, flat_config, sweep_group
+from lifelong_monodepth.tracking.wandb_run import check_reachable, finish_run, flat_config, sweep_group
 from lifelong_monodepth.utils.io import write_json
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ class Tracker:
             json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
         )
         self.run: Any = None
+        if self.wandb_node is not None:
+            check_reachable(self.wandb_node.get("mode", "auto"), self.wandb_node.get("init_timeout", 10))
 
     # ------------------------------------------------------------------------ W&B run lifecycle
     def start(self) -> None:
@@ -61,7 +63,12 @@ class Tracker:
         node.pop("log_model", None)
         previous = self.state.get("wandb", {})
         node["group"] = node.get("group") or sweep_group()
-        self.run = instantiate(node, run_config=flat_config(self.cfg), run_id=previous.get("id"))
+        # Called, not instantiated: a TrackingError must reach the CLI as itself (a one-line message).
+        target = get_method(node.pop("_target_"))
+        log.info("W&B: starting run %s (mode %s)", node.get("name"), node.get("mode"))
+        self.run = target(**node, run_config=flat_config(self.cfg), run_id=previous.get("id"))
+        if self.run is None:
+            return
         self.state["wandb"] = {**previous, "id": self.run.id, "project": self.run.project}
         self._save_state()
         for name in (TRAINING_AXIS, lm.STAGE_AXIS):

@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
 from lifelong_monodepth.data.errors import LifelongDepthError
 
 log = logging.getLogger(__name__)
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
 class TrackingError(LifelongDepthError):
@@ -73,6 +76,27 @@ def sweep_group() -> str | None:
     return Path(hydra_cfg.sweep.dir).name
 
 
+def check_reachable(mode: str = "auto", timeout: float = 10.0) -> None:
+    """Before any data or model work: an online run whose server cannot be reached fails in seconds.
+
+    A TCP connection to W&B's server (``WANDB_BASE_URL`` or the default) is tried; behind an HTTP(S)
+    proxy the check is left to ``wandb.init``'s own ``init_timeout``.
+    """
+    if wandb_mode(mode) != "online" or any(os.environ.get(k) for k in PROXY_VARIABLES):
+        return
+    import wandb
+
+    url = urlsplit(os.environ.get("WANDB_BASE_URL") or str(wandb.Settings().base_url))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=float(timeout)).close()
+    except OSError as err:
+        raise TrackingError(
+            f"W&B (online) cannot reach {url.scheme}://{url.hostname}:{port} ({err}). Without network use "
+            "logger.wandb.mode=offline (then `wandb sync <run dir>/wandb/offline-run-*`) or logger=csv."
+        ) from None
+
+
 def open_run(
     project: str,
     name: str,
@@ -86,10 +110,15 @@ def open_run(
     init_timeout: float = 10.0,
     entity: str | None = None,
 ) -> Any:
-    """``wandb.init`` for one job; ``run_id`` resumes that run. Fails within ``init_timeout`` seconds."""
+    """``wandb.init`` for one job; ``run_id`` resumes that run. Fails within ``init_timeout`` seconds.
+
+    Returns ``None`` in ``disabled`` mode (the tracker then logs nothing to W&B).
+    """
     import wandb
 
     mode = wandb_mode(mode)
+    if mode == "disabled":  # WANDB_MODE=disabled: no run at all, like logger=csv
+        return None
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     try:
         return wandb.init(

@@ -151,6 +151,8 @@ class SequenceRunner:
         self.ckpt_dir = self.output_dir / "checkpoints"
         self.results_dir = self.output_dir / "results"
         self.evaluation = cfg.get("evaluation") or {}
+        self.stages = plan_stages(self.order, bool(cfg.strategy.get("joint", False)))
+        self.tracker = Tracker(cfg, self.output_dir, self.order, self.stages)  # before data: fails fast
         ensure_benchmark(cfg, self.domains, self.order)
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
         self.datamodule: LifelongDataModule = instantiate(
@@ -158,14 +160,12 @@ class SequenceRunner:
         )
         self.module = build_module(cfg)
         self.strategies = build_strategies(cfg)
-        self.stages = plan_stages(self.order, bool(cfg.strategy.get("joint", False)))
         self.table = ResultsTable.load_or_new(
             self.results_dir,
             order=self.order,
             strategy=str(cfg.strategy.name),
             protocol=protocol_label(self.evaluation),
         )
-        self.tracker = Tracker(cfg, self.output_dir, self.order, self.stages)
         self.guard = PreemptionGuard()
 
     # --------------------------------------------------------------------------- helpers
