@@ -102,7 +102,8 @@ def _check_sweep(sweep: Path) -> None:
 
 
 @pytest.mark.slow
-def test_resume_continues_the_same_wandb_run(tmp_path: Path) -> None:
+def test_resume_continues_the_same_wandb_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
     data, out = tmp_path / "data", tmp_path / "run"
     overrides = [*WANDB, "order=NK", "tracking.panels.images=0"]
     with pytest.raises(PreemptedError):
@@ -218,3 +219,23 @@ def test_progress_bar_names_the_stage_and_domain() -> None:
     assert stage_label(trainer) == "stage 2/3 K (kitti)"
     module.current, module.learned = ["N", "K"], []
     assert stage_label(trainer) == "stage 1/1 NK (nyu, kitti)"  # joint training: one stage
+
+
+def test_known_notices_are_silenced_and_others_kept(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import warnings
+
+    from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+    from lifelong_monodepth.utils.notices import silence_known_notices
+
+    silence_known_notices()
+    with caplog.at_level(logging.INFO, logger="pytorch_lightning.utilities.rank_zero"):
+        rank_zero_info("💡 Tip: For seamless cloud uploads and versioning, try installing [litmodels]")
+        rank_zero_info("GPU available: False, used: False")
+    assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
+    with warnings.catch_warnings(record=True) as caught:
+        silence_known_notices()  # catch_warnings reset the filters
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning, stacklevel=1)
+        warnings.warn("something else", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["something else"]
