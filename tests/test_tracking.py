@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,20 @@ from lifelong_monodepth.training.checkpointing import PreemptedError
 from lifelong_monodepth.training.sequence import run_sequence
 
 WANDB = [o for o in FAST_OVERRIDES if o != "logger=csv"] + ["logger=wandb"]
+
+
+def _finished_runs(directory: Path, count: int) -> list:
+    """The offline runs under ``directory`` once W&B's service has written their exit record.
+
+    ``run.finish()`` returns when the service has the data; under load its writer may flush the
+    ``.wandb`` file a moment later, so wait for the records instead of reading a half-written file.
+    """
+    for _ in range(300):
+        runs = offline_runs(directory)
+        if len(runs) == count and all(run.exit_code is not None for run in runs):
+            return runs
+        time.sleep(0.2)
+    return offline_runs(directory)
 
 
 def _tiny_benchmark(directory: Path, data: Path) -> Path:
@@ -115,7 +130,7 @@ def test_resume_continues_the_same_wandb_run(tmp_path: Path, monkeypatch: pytest
             )
         )
     run_sequence(compose_config(out, overrides, tiny_domains_at(data)))
-    first, second = offline_runs(out)
+    first, second = _finished_runs(out, 2)
     assert first.id == second.id and first.exit_code != 0 and second.exit_code == 0
     # W&B's own step and the training step both continue where the stopped process left off
     assert min(row["_step"] for row in second.history) > max(row["_step"] for row in first.history)
@@ -132,7 +147,7 @@ def test_failed_job_finishes_its_run_as_failed(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(RuntimeError), tracker:
         tracker.start()
         raise RuntimeError("boom")
-    (run,) = offline_runs(tmp_path / "run")
+    (run,) = _finished_runs(tmp_path / "run", 1)
     assert run.exit_code == 1 and tracker.run is None
     assert json.loads((tmp_path / "run" / "tracking.json").read_text())["wandb"]["id"] == run.id
 
