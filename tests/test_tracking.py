@@ -143,7 +143,7 @@ def test_failed_job_finishes_its_run_as_failed(tmp_path: Path, monkeypatch: pyte
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = compose_config(tmp_path / "run", [*WANDB, "order=N"], tiny_domains_at(tmp_path / "data"))
-    tracker = Tracker(cfg, tmp_path / "run", ["N"], [])
+    tracker = Tracker(cfg, tmp_path / "run", ["N"])
     with pytest.raises(RuntimeError), tracker:
         tracker.start()
         raise RuntimeError("boom")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from lifelong_monodepth.data.dataset import DepthDataset
 from lifelong_monodepth.data.domain import DomainConfig, domains_from_config
@@ -117,15 +117,19 @@ class LifelongDataModule(pl.LightningDataModule):
         sampler = EpochSeededSampler(len(dataset), stage_seed, groups=groups, batch_size=batch_size)
         return self._loader(dataset, batch_size, sampler, self.drop_last)
 
+    @property
+    def val_letters(self) -> list[str]:
+        """Domains validated during a stage: the current one(s), then a subset of each earlier one."""
+        return [*self.current, *(self.previous if self.val_old_domains > 0 else [])]
+
     def val_dataloader(self) -> list[DataLoader]:
         loaders = [self.eval_loader(letter, "val") for letter in self.current]
-        if self.val_old_domains > 0:
-            for letter in self.previous:  # the same first images every stage: comparable curves
-                full = self.dataset(letter, "val")
-                subset = DepthDataset(
-                    full.domain, full.split, train=False, rows=full.rows[: self.val_old_domains]
-                )
-                loaders.append(self._loader(subset, self.eval_batch_size, None, False))
+        for letter in self.val_letters[len(self.current) :]:
+            full = self.eval_loader(letter, "val")  # its first images, the same in every stage
+            subset = Subset(full.dataset, range(min(self.val_old_domains, len(full.dataset))))
+            loaders.append(
+                type(full)(subset, batch_size=full.batch_size, shuffle=False, num_workers=self.num_workers)
+            )
         return loaders
 
     def test_dataloader(self) -> list[DataLoader]:

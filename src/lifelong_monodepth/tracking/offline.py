@@ -2,7 +2,8 @@
 
 The file is a LevelDB-style log (32 KiB blocks; each chunk has a 7-byte header: CRC32, length,
 type FULL/FIRST/MIDDLE/LAST) after a 7-byte ``:W&B`` header; each logical record is a
-``wandb_internal_pb2.Record``. This is what ``wandb sync`` uploads, so tests check what a user
+``wandb_internal_pb2.Record`` (CRCs are not checked: a torn tail is simply not yielded). This is
+what ``wandb sync`` uploads, so tests check what a user
 will see on the dashboard without a network. ``python -m lifelong_monodepth.tracking.offline DIR``
 prints a run's config keys, history keys and summary.
 """

@@ -19,6 +19,16 @@ MISSING_COLOUR = "#9e9e9e"
 
 
 @dataclass(frozen=True)
+class PanelRow:
+    """One image of a panel: network input (H×W×3 in [0, 1]), ground truth, prediction, log-variance."""
+
+    rgb: np.ndarray
+    gt: np.ndarray
+    pred: np.ndarray
+    log_var: np.ndarray
+
+
+@dataclass(frozen=True)
 class PanelOptions:
     """``tracking.panels`` in the config: how many images per domain and the fixed colour ranges."""
 
@@ -32,36 +42,44 @@ class PanelOptions:
 
 
 @torch.no_grad()
-def predict_panel_rows(
-    module: Any, datamodule: Any, letter: str, options: PanelOptions
-) -> dict[str, np.ndarray]:
-    """The first ``options.images`` images of the split (always the same ones) and the head's output."""
+def predict_panel_rows(module: Any, datamodule: Any, letter: str, options: PanelOptions) -> list[PanelRow]:
+    """The first ``options.images`` images of the split (always the same ones) and the head's output.
+
+    Ground truth may come at its native size (and, in one batch, at several sizes): each sample's
+    prediction is resized to its own ground truth.
+    """
     net = module.net
     was_training = net.training
     net.eval()
-    chunks: dict[str, list[np.ndarray]] = {"rgb": [], "gt": [], "pred": [], "log_var": []}
-    seen = 0
+    rows: list[PanelRow] = []
     try:
         for batch in datamodule.eval_loader(letter, options.split):
-            images = batch["image"][: options.images - seen].to(module.device)
+            images = batch["image"][: options.images - len(rows)].to(module.device)
             out = net(images, domains=[letter])
-            size = tuple(batch["depth"].shape[-2:])
-            depth = F.interpolate(out.depth[letter], size=size, mode="bilinear", align_corners=False)
-            log_var = F.interpolate(out.log_var[letter], size=size, mode="bilinear", align_corners=False)
-            chunks["rgb"].append(images.permute(0, 2, 3, 1).cpu().numpy())
-            chunks["gt"].append(batch["depth"][: len(images), 0].numpy())
-            chunks["pred"].append(depth[:, 0].cpu().numpy())
-            chunks["log_var"].append(log_var[:, 0].cpu().numpy())
-            seen += len(images)
-            if seen >= options.images:
+            for i in range(len(images)):
+                gt = batch["depth"][i]
+                size = tuple(gt.shape[-2:])
+                depth, log_var = (
+                    F.interpolate(x[i : i + 1], size=size, mode="bilinear", align_corners=False)[0, 0]
+                    for x in (out.depth[letter], out.log_var[letter])
+                )
+                rows.append(
+                    PanelRow(
+                        rgb=images[i].permute(1, 2, 0).cpu().numpy(),
+                        gt=gt.reshape(size).cpu().numpy(),
+                        pred=depth.cpu().numpy(),
+                        log_var=log_var.cpu().numpy(),
+                    )
+                )
+            if len(rows) >= options.images:
                 break
     finally:
         net.train(was_training)
-    return {key: np.concatenate(values) for key, values in chunks.items() if values}
+    return rows
 
 
 def render_panel(
-    rows: dict[str, np.ndarray],
+    rows: list[PanelRow],
     path: str | Path,
     title: str,
     min_depth: float,
@@ -74,7 +92,7 @@ def render_panel(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    count = len(rows["rgb"])
+    count = len(rows)
     max_error = options.error_fraction * max_depth
     columns = [
         ("RGB", None, None, None),
@@ -87,15 +105,15 @@ def render_panel(
         ),
         (f"|error| (0–{max_error:g} m)", options.error_cmap, 0.0, max_error),
     ]
-    height, width = rows["gt"].shape[-2:]
+    height, width = rows[0].gt.shape[-2:]
     fig, axes = plt.subplots(
         count, len(columns), figsize=(2.3 * len(columns), 2.3 * count * height / width + 0.7), squeeze=False
     )
-    for i in range(count):
-        valid = (rows["gt"][i] > 0) & (rows["gt"][i] <= max_depth)
-        gt = np.where(valid, rows["gt"][i], np.nan)  # missing depth: grey (no colour map uses it)
-        error = np.where(valid, np.abs(rows["pred"][i] - rows["gt"][i]), np.nan)
-        images = [np.clip(rows["rgb"][i], 0, 1), gt, rows["pred"][i], rows["log_var"][i], error]
+    for i, row in enumerate(rows):
+        valid = (row.gt > 0) & (row.gt <= max_depth)
+        gt = np.where(valid, row.gt, np.nan)  # missing depth: grey (no colour map uses it)
+        error = np.where(valid, np.abs(row.pred - row.gt), np.nan)
+        images = [np.clip(row.rgb, 0, 1), gt, row.pred, row.log_var, error]
         for ax, image, (label, cmap, low, high) in zip(axes[i], images, columns, strict=True):
             if cmap is None:
                 ax.imshow(image)

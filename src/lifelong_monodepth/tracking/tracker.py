@@ -33,13 +33,11 @@ TRAINING_AXIS = "trainer/global_step"
 
 
 class Tracker:
-    def __init__(self, cfg: DictConfig, output_dir: Path, order: list[str], stages: list[Stage]) -> None:
+    def __init__(self, cfg: DictConfig, output_dir: Path, order: list[str]) -> None:
         self.cfg = cfg
         self.output_dir = Path(output_dir)
         self.panels_dir = self.output_dir / "results" / "panels"
         self.order = list(order)
-        self.stages = list(stages)
-        self.stage_numbers = {"init": 0, **{stage.name: stage.index + 1 for stage in stages}}
         node = (cfg.get("logger") or {}).get("wandb")
         self.wandb_node: dict[str, Any] | None = (
             OmegaConf.to_container(node, resolve=True) if node is not None else None
@@ -118,8 +116,9 @@ class Tracker:
 
     # ------------------------------------------------------------------------------- training
     def step_offset(self, stage: Stage) -> int:
+        """Training steps of the stages finished before this one (a resumed stage is not among them)."""
         steps = self.state.get("stage_steps", {})
-        return sum(int(steps.get(s.name, 0)) for s in self.stages if s.index < stage.index)
+        return sum(int(count) for name, count in steps.items() if name != stage.name)
 
     def loggers(self, stage: Stage) -> list[Any]:
         """This stage's Lightning loggers: ``logger.*`` of the config, W&B bound to the job's run."""
@@ -151,22 +150,24 @@ class Tracker:
     # ----------------------------------------------------------------------------- evaluation
     def stage_evaluated(
         self,
-        stage: str,
+        stage: Stage | None,
         table: ResultsTable,
         module: Any = None,
         datamodule: Any = None,
         checkpoint: Path | None = None,
     ) -> None:
-        """``eval/*`` of this stage on the ``stage`` axis, depth panels, the stage checkpoint artifact."""
-        values: dict[str, Any] = {lm.STAGE_AXIS: self.stage_numbers.get(stage, len(table.stages) - 1)}
-        values.update(lm.stage_metrics(table, stage))
+        """``eval/*`` of a stage (``None``: the untrained reference, stage 0) on the ``stage`` axis,
+        depth panels, the stage checkpoint artifact."""
+        name = "init" if stage is None else stage.name
+        values: dict[str, Any] = {lm.STAGE_AXIS: 0 if stage is None else stage.index + 1}
+        values.update(lm.stage_metrics(table, name))
         if module is not None and datamodule is not None:
-            values.update(self._panels(stage, module, datamodule))
+            values.update(self._panels(name, module, datamodule))
         if self.run is not None:
             self.run.log(values)
             self._remember_step()
             if checkpoint is not None:
-                self._log_checkpoint(stage, checkpoint)
+                self._log_checkpoint(name, checkpoint)
 
     def _panels(self, stage: str, module: Any, datamodule: Any) -> dict[str, Any]:
         if self.panels.images <= 0:

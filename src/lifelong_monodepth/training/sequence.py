@@ -151,8 +151,7 @@ class SequenceRunner:
         self.ckpt_dir = self.output_dir / "checkpoints"
         self.results_dir = self.output_dir / "results"
         self.evaluation = cfg.get("evaluation") or {}
-        self.stages = plan_stages(self.order, bool(cfg.strategy.get("joint", False)))
-        self.tracker = Tracker(cfg, self.output_dir, self.order, self.stages)  # before data: fails fast
+        self.tracker = Tracker(cfg, self.output_dir, self.order)  # before data and model: fails fast
         ensure_benchmark(cfg, self.domains, self.order)
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
         self.datamodule: LifelongDataModule = instantiate(
@@ -160,6 +159,7 @@ class SequenceRunner:
         )
         self.module = build_module(cfg)
         self.strategies = build_strategies(cfg)
+        self.stages = plan_stages(self.order, bool(cfg.strategy.get("joint", False)))
         self.table = ResultsTable.load_or_new(
             self.results_dir,
             order=self.order,
@@ -312,7 +312,7 @@ class SequenceRunner:
         )
         self.table.add_stage("init", results)
         self.table.save(self.results_dir)
-        self.tracker.stage_evaluated("init", self.table)
+        self.tracker.stage_evaluated(None, self.table)
 
     def restore_stage(self, stage: Stage) -> None:
         """Load a finished stage's checkpoint into the module and the strategies (resume)."""
@@ -379,7 +379,7 @@ class SequenceRunner:
                 letters = self.order if self.evaluation.get("evaluate_unseen", True) else stage.seen
                 self.evaluate(stage.name, letters)
                 self.table.save(self.results_dir)
-                self.tracker.stage_evaluated(stage.name, self.table, self.module, self.datamodule, checkpoint)
+                self.tracker.stage_evaluated(stage, self.table, self.module, self.datamodule, checkpoint)
             result.checkpoints[stage.name] = checkpoint
             if self.guard.received and stage is not self.stages[-1]:
                 raise PreemptedError(
