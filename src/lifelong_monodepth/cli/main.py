@@ -107,7 +107,10 @@ def _task(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    from lifelong_monodepth.utils.notices import silence_known_notices
+
     os.environ.setdefault("LMD_ROOT", os.getcwd())
+    silence_known_notices()
     register_resolvers()
     hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(_task)()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from lifelong_monodepth.data.collate import EvalDataLoader
 from lifelong_monodepth.data.dataset import DepthDataset
@@ -37,6 +37,7 @@ class LifelongDataModule(pl.LightningDataModule):
         val_fraction: float = 0.1,
         check_files: bool = True,
         drop_last: bool = True,
+        val_old_domains: int = 0,
     ) -> None:
         super().__init__()
         self.domains: dict[str, DomainConfig] = (
@@ -52,16 +53,20 @@ class LifelongDataModule(pl.LightningDataModule):
         self.val_fraction = val_fraction
         self.check_files = check_files
         self.drop_last = drop_last
+        self.val_old_domains = int(val_old_domains)
         self.current: list[str] = []
+        self.previous: list[str] = []
         self._datasets: dict[tuple[str, str], DepthDataset] = {}
         self._built: list[DepthDataset] = []  # every dataset handed out, for the skipped-row count
 
     # ----------------------------------------------------------------------------- domains
-    def set_current(self, letters: Sequence[str]) -> None:
-        """Make ``letters`` the domain(s) being learned (several for joint training)."""
-        for letter in letters:
+    def set_current(self, letters: Sequence[str], previous: Sequence[str] = ()) -> None:
+        """Make ``letters`` the domain(s) being learned (several for joint training); ``previous``
+        are the domains learned before, validated on a small fixed subset (``val_old_domains``)."""
+        for letter in [*letters, *previous]:
             self.domain(letter)
         self.current = list(letters)
+        self.previous = [letter for letter in previous if letter not in self.current]
 
     def domain(self, letter: str) -> DomainConfig:
         if letter not in self.domains:
@@ -139,8 +144,20 @@ class LifelongDataModule(pl.LightningDataModule):
         sampler = EpochSeededSampler(len(dataset), stage_seed, groups=groups, batch_size=batch_size)
         return self._loader(dataset, batch_size, sampler, self.drop_last)
 
+    @property
+    def val_letters(self) -> list[str]:
+        """Domains validated during a stage: the current one(s), then a subset of each earlier one."""
+        return [*self.current, *(self.previous if self.val_old_domains > 0 else [])]
+
     def val_dataloader(self) -> list[DataLoader]:
-        return [self.eval_loader(letter, "val") for letter in self.current]
+        loaders = [self.eval_loader(letter, "val") for letter in self.current]
+        for letter in self.val_letters[len(self.current) :]:
+            full = self.eval_loader(letter, "val")  # its first images, the same in every stage
+            subset = Subset(full.dataset, range(min(self.val_old_domains, len(full.dataset))))
+            loaders.append(
+                type(full)(subset, batch_size=full.batch_size, shuffle=False, num_workers=self.num_workers)
+            )
+        return loaders
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self.eval_loader(letter, "test") for letter in self.current]

@@ -240,17 +240,6 @@ class ResultsTable:
             table.add_row(stage, *cells)
         Console().print(table)
 
-    def log_to(self, wandb_logger: Any) -> None:
-        frame = self.frame
-        wandb_logger.log_table(key="lifelong_matrix", columns=COLUMNS, data=frame.values.tolist())
-        flat = {
-            f"final/{d}/{mode}/{m}": v
-            for d, modes in self.summary.get("final", {}).items()
-            for mode, values in modes.items()
-            for m, v in values.items()
-        }
-        wandb_logger.experiment.summary.update({k: v for k, v in flat.items() if not math.isnan(v)})
-
 
 def _float(value: Any) -> float:
     return float(value) if value is not None else math.nan

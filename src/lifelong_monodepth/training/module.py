@@ -193,15 +193,18 @@ class LifelongDepthModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
+        """Metrics of the current domain(s) and of the earlier ones the datamodule validates too."""
         from lifelong_monodepth.evaluation.metrics import DepthMetrics
 
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        letters = getattr(datamodule, "val_letters", self.current)
         self._val_metrics = {
             letter: DepthMetrics(
                 min_depth=self.domain_info[letter]["min_depth"],
                 max_depth=self.domain_info[letter]["max_depth"],
                 crop=self.domain_info[letter]["eval_crop"],
             ).to(self.device)
-            for letter in self.current
+            for letter in letters
         }
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -215,10 +218,9 @@ class LifelongDepthModule(pl.LightningModule):
             values = metric.compute()
             for name in ("abs_rel", "rmse", "delta1"):
                 self.log(f"val/{letter}/{name}", values[name], add_dataloader_idx=False)
-        if self.current:
-            self.log(
-                "val/rmse", torch.stack([m.compute()["rmse"] for m in self._val_metrics.values()]).mean()
-            )
+        if self.current:  # the domain(s) being learned only: the same meaning in every stage
+            current = [self._val_metrics[letter].compute()["rmse"] for letter in self.current]
+            self.log("val/rmse", torch.stack(current).mean())
 
     # ---------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:

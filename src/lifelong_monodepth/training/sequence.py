@@ -38,6 +38,7 @@ from lifelong_monodepth.evaluation.evaluate import (
 from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
 from lifelong_monodepth.models.selection import DomainSelector, fit_selector_state, pooled_features
+from lifelong_monodepth.tracking import Tracker
 from lifelong_monodepth.training.checkpointing import (
     PreemptedError,
     PreemptionGuard,
@@ -157,6 +158,7 @@ class SequenceRunner:
         self.ckpt_dir = self.output_dir / "checkpoints"
         self.results_dir = self.output_dir / "results"
         self.evaluation = cfg.get("evaluation") or {}
+        self.tracker = Tracker(cfg, self.output_dir, self.order)  # before data and model: fails fast
         ensure_benchmark(cfg, self.domains, self.order)
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
         self.datamodule: LifelongDataModule = instantiate(
@@ -175,23 +177,9 @@ class SequenceRunner:
             protocol=protocol_label(self.evaluation),
         )
         self.table.meta = run_metadata(cfg)
-        self.wandb = None
         self.guard = PreemptionGuard()
 
     # --------------------------------------------------------------------------- helpers
-    def _loggers(self, stage: Stage) -> list[Any]:
-        loggers = []
-        for name, node in (self.cfg.get("logger") or {}).items():
-            if node is None:
-                continue
-            if name == "wandb":
-                if self.wandb is None:
-                    self.wandb = instantiate(node)
-                loggers.append(self.wandb)
-            else:
-                loggers.append(instantiate(node, version=stage.name))
-        return loggers
-
     def _callbacks(self, stage: Stage) -> list[pl.Callback]:
         standard = [
             instantiate(node) for node in (self.cfg.get("callbacks") or {}).values() if node is not None
@@ -225,7 +213,7 @@ class SequenceRunner:
 
     # ---------------------------------------------------------------------------- stages
     def prepare_stage(self, stage: Stage) -> None:
-        self.datamodule.set_current(stage.current)
+        self.datamodule.set_current(stage.current, previous=stage.previous)
         self.module.set_current(stage.current)
         # New heads are initialised from (seed, stage) alone, so a resumed run builds the same ones.
         with torch.random.fork_rng():
@@ -345,6 +333,7 @@ class SequenceRunner:
         )
         self.table.add_stage("init", results)
         self.table.save(self.results_dir)
+        self.tracker.stage_evaluated(None, self.table)
 
     def restore_stage(self, stage: Stage) -> None:
         """Load a finished stage's checkpoint into the module and the strategies (resume)."""
@@ -373,15 +362,15 @@ class SequenceRunner:
             load_checkpoint_file(resume_path)  # rejects a truncated file with a clear message
             ckpt_path = str(resume_path)
             log.info("Resuming stage %s from %s", stage.name, resume_path)
+        loggers = self.tracker.loggers(stage)
         trainer: pl.Trainer = instantiate(
             self.cfg.trainer,
-            callbacks=self._callbacks(stage),
-            logger=self._loggers(stage) or False,
+            callbacks=self.tracker.fit_callbacks(self._callbacks(stage), loggers),
+            logger=loggers or False,
             default_root_dir=str(self.output_dir),
         )
         trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=ckpt_path)
-        if self.wandb is not None:
-            self.wandb.step_offset += trainer.global_step
+        self.tracker.stage_trained(stage, trainer)
         for strategy in self.strategies:
             strategy.on_stage_end(stage, self.module, self.datamodule)
         self.module.mark_learned(stage.current)
@@ -397,7 +386,7 @@ class SequenceRunner:
             resume_path.unlink()
 
     def run(self) -> SequenceResult:
-        with self.guard:
+        with self.guard, self.tracker:  # the tracker finishes the W&B run, failed on an exception
             return self._run()
 
     def _run(self) -> SequenceResult:
@@ -405,6 +394,7 @@ class SequenceRunner:
         self.check_resume()
         write_json(self.output_dir / "run_manifest.json", self.manifest())
         write_run_info(self.output_dir, self.cfg)
+        self.tracker.start()
         self.evaluate_reference()
         for stage in self.stages:
             checkpoint = self.stage_checkpoint(stage)
@@ -422,6 +412,7 @@ class SequenceRunner:
                 self.evaluate(stage.name, letters)
                 attach_results(checkpoint, results_from_rows(self.table.rows, stage.name))
                 self.table.save(self.results_dir)
+                self.tracker.stage_evaluated(stage, self.table, self.module, self.datamodule, checkpoint)
             result.checkpoints[stage.name] = checkpoint
             if self.guard.received and stage is not self.stages[-1]:
                 raise PreemptedError(
@@ -431,8 +422,7 @@ class SequenceRunner:
         self.table.finalise(self.results_dir)
         if not (self.cfg.get("checkpoint") or {}).get("keep_training_state", False):
             remove_training_state(self.ckpt_dir / "resume")
-        if self.wandb is not None:
-            self.table.log_to(self.wandb)
+        self.tracker.finished(self.table)
         result.table = self.table
         return result
 
