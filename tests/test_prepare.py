@@ -205,3 +205,25 @@ def test_index_depth_scale_column_round_trip(tmp_path: Path) -> None:
     (tmp_path / "b.csv").write_text("rgb,depth,depth_scale\nx.png,x_d.png,-3\n")
     with pytest.raises(DataError, match=r"b\.csv, line 2: depth_scale must be a positive number"):
         read_index(tmp_path / "b.csv", tmp_path)
+
+
+def test_a_rows_depth_scale_wins_and_survives_the_replay_checkpoint(tmp_path: Path) -> None:
+    from conftest import make_domain
+    from lifelong_monodepth.data.dataset import DepthDataset
+    from lifelong_monodepth.data.index import IndexRow
+    from lifelong_monodepth.lifelong.replay import ReplayBuffer
+
+    domain = make_domain(tmp_path, count=2, depth_scale=1000.0)  # files hold millimetres
+    rows = read_index(domain.index_path("test"), domain.root)
+    as_metres = DepthDataset(domain, "test").load_pair(0)[1]
+    rescaled = [IndexRow(rows[0].rgb, rows[0].depth, depth_scale=500.0)]
+    doubled = DepthDataset(domain, "test", rows=rescaled).load_pair(0)[1]
+    np.testing.assert_allclose(doubled, 2 * as_metres, rtol=1e-6)
+
+    buffer = ReplayBuffer(capacity_per_domain=2)
+    buffer.add_domain("N", rescaled)
+    restored = ReplayBuffer()
+    restored.load_state_dict(buffer.state_dict())
+    assert restored.rows["N"] == rescaled
+    restored.load_state_dict({"N": [("a.png", "a_d.png")]})  # checkpoints written before the column
+    assert restored.rows["N"][0].depth_scale is None

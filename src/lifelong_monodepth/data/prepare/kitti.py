@@ -117,6 +117,7 @@ def _children(folder: Path) -> list[Path]:
 
 
 def _find_raw(source: Path) -> Path:
+    # imgs/: the original Lifelong-MonoDepth layout (replay_kitti.csv lists imgs/<date>/<drive>/...).
     for candidate in (source, source / "raw", source / "raw_data", source / "kitti_raw", source / "imgs"):
         if _is_raw_root(candidate):
             return candidate
@@ -142,6 +143,7 @@ def _find_selection(source: Path) -> Path | None:
     for candidate in (
         source / "depth_selection" / "val_selection_cropped",
         source / "val_selection_cropped",
+        source / "val_selection",  # the original Lifelong-MonoDepth layout (kitti_val_select.csv)
         source / "data_depth_selection" / "depth_selection" / "val_selection_cropped",
     ):
         if (candidate / "image").is_dir():
