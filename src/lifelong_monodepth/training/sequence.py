@@ -31,7 +31,7 @@ from lifelong_monodepth.evaluation.evaluate import (
 )
 from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
-from lifelong_monodepth.models.selection import DomainSelector, fit_selector_state, pooled_features
+from lifelong_monodepth.models.selection import DomainSelector, SelectorOptions, fit_selector
 from lifelong_monodepth.training.checkpointing import (
     PreemptedError,
     PreemptionGuard,
@@ -197,7 +197,7 @@ class SequenceRunner:
 
     def selector(self) -> DomainSelector | None:
         node = self.cfg.get("selector") or {}
-        name = node.get("name", "prototype")
+        name = node.get("name", "mahalanobis")
         if name in (None, "none"):
             return None
         return DomainSelector(name, self.module.selector_state, grid=int(node.get("grid", 4)))
@@ -272,28 +272,19 @@ class SequenceRunner:
             write_json(self.results_dir / "skipped_files.json", skipped)
 
     def fit_selector(self) -> None:
-        """Pooled fused features of every learned domain's replay images → prototypes, classifier."""
-        node = self.cfg.get("selector") or {}
-        limit = int(node.get("max_images", 64))
-        grid = int(node.get("grid", 4))
-        net = self.module.net
-        was_training = net.training
-        net.eval()
-        features = {}
-        with torch.no_grad():
-            for letter in self.module.learned:
-                split = "replay" if "replay" in self.domains[letter].index else "train"
-                chunks, seen = [], 0
-                for batch in self.datamodule.eval_loader(letter, split):
-                    chunks.append(
-                        pooled_features(net.encode(batch["image"].to(self.module.device)), grid).cpu()
-                    )
-                    seen += len(batch["image"])
-                    if seen >= limit:
-                        break
-                features[letter] = torch.cat(chunks)[:limit]
-        net.train(was_training)
-        self.module.selector_state = fit_selector_state(features, grid, seed=int(self.cfg.seed))
+        """Old domains' replay memory + the current domain's images → the selector's state; held-out
+        images of every learned domain calibrate its unknown threshold (models/selection)."""
+        options = SelectorOptions.from_config(_container(self.cfg.get("selector")))
+        loaders, calibration = {}, {}
+        for letter in self.module.learned:
+            index = self.domains[letter].index
+            split = options.current_split if letter in self.module.current else "replay"
+            loaders[letter] = self.datamodule.eval_loader(letter, split if split in index else "train")
+            if options.calibration_split:
+                calibration[letter] = self.datamodule.eval_loader(letter, options.calibration_split)
+        self.module.selector_state = fit_selector(
+            self.module.net, loaders, calibration, options, seed=int(self.cfg.seed), device=self.module.device
+        )
 
     def evaluate(self, stage_name: str, letters: list[str]) -> dict[str, DomainEvaluation]:
         selector = self.selector()
