@@ -140,3 +140,13 @@ def test_summary_json_reports_the_unknown_fraction_per_stage(tmp_path: Path) -> 
     assert summary["unknown_detection"]["unlearned"] == pytest.approx(0.75)
     assert summary["unknown_detection"]["learned"] == pytest.approx(0.25 / 3)
     assert "flagged unknown" in (tmp_path / "summary.md").read_text()
+
+
+def test_margin_applies_when_routing_without_refitting() -> None:
+    """``selector.margin`` scales the calibrated thresholds at routing time (config or fitted default)."""
+    state = fitted_state("NK")
+    unseen = fused_maps("S", 10, (12, 16), seed=400)
+    assert bool(DomainSelector("mahalanobis", state).route(None, unseen).unknown.all())
+    assert not bool(DomainSelector("mahalanobis", state, margin=1e6).route(None, unseen).unknown.any())
+    state["margin"] = 1e6
+    assert not bool(DomainSelector("mahalanobis", state).route(None, unseen).unknown.any())

@@ -54,11 +54,12 @@ def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     )
     evaluation = cfg.get("evaluation") or {}
     chosen = str((cfg.get("selector") or {}).get("name", "mahalanobis"))
+    margin = (cfg.get("selector") or {}).get("margin")
     table = ResultsTable(order=letters, strategy=f"test:{path.stem}", protocol=protocol_label(evaluation))
     selector_accuracy: dict[str, Any] = {}
     for name in [chosen] + [s for s in SELECTORS if s != chosen]:
         try:
-            selector = DomainSelector(name, module.selector_state)
+            selector = DomainSelector(name, module.selector_state, margin=margin)
         except ValueError:
             if name == chosen:
                 raise

@@ -200,7 +200,13 @@ class SequenceRunner:
         name = node.get("name", "mahalanobis")
         if name in (None, "none"):
             return None
-        return DomainSelector(name, self.module.selector_state, grid=int(node.get("grid", 4)))
+        margin = node.get("margin")
+        return DomainSelector(
+            name,
+            self.module.selector_state,
+            grid=int(node.get("grid", 4)),
+            margin=None if margin is None else float(margin),
+        )
 
     # ---------------------------------------------------------------------------- stages
     def prepare_stage(self, stage: Stage) -> None:

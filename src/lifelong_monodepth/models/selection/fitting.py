@@ -85,11 +85,12 @@ def calibrate_thresholds(
     letters: list[str],
     calibration: Mapping[str, Tensor],
     quantile: float = 0.99,
-    margin: float = 1.0,
 ) -> Tensor:
-    """Per domain: ``margin ×`` the ``quantile`` of its held-out images' distance to its own mean.
+    """Per domain: the ``quantile`` of its held-out images' distances to its own mean.
 
-    A domain without calibration images gets no threshold (``inf``: its images are never unknown).
+    The selector flags an image unknown above ``margin ×`` this value; ``margin`` is applied at
+    routing time, so it can be changed without refitting. A domain without calibration images gets
+    no threshold (``inf``: its images are never unknown).
     """
     thresholds = torch.full((len(letters),), float("inf"))
     for i, letter in enumerate(letters):
@@ -97,7 +98,7 @@ def calibrate_thresholds(
         if held_out is None or len(held_out) == 0:
             continue
         distances = mahalanobis(held_out.float(), gaussian)[:, i]
-        thresholds[i] = margin * torch.quantile(distances, quantile)
+        thresholds[i] = torch.quantile(distances, quantile)
     return thresholds
 
 
@@ -115,7 +116,8 @@ def fit_selector_state(
     """From descriptors per domain, the state of every fitted selector (prototype, classifier, gaussian).
 
     ``calibration`` (held-out descriptors per domain, e.g. the validation split) sets the unknown
-    thresholds; without it no image is ever flagged unknown.
+    thresholds (``margin`` is the default factor on them, see :class:`~.selector.DomainSelector`);
+    without it no image is ever flagged unknown.
     """
     letters = list(features)
     x = torch.cat([features[letter].float() for letter in letters])
@@ -123,9 +125,10 @@ def fit_selector_state(
         [torch.full((len(features[letter]),), i, dtype=torch.long) for i, letter in enumerate(letters)]
     )
     gaussian = fit_gaussian({letter: features[letter] for letter in letters}, shrinkage)
-    gaussian["threshold"] = calibrate_thresholds(gaussian, letters, calibration or {}, quantile, margin)
+    gaussian["threshold"] = calibrate_thresholds(gaussian, letters, calibration or {}, quantile)
     return {
         "letters": letters,
+        "margin": float(margin),
         "grid": grid,
         "descriptor": descriptor,
         "prototypes": torch.stack([features[letter].float().mean(0) for letter in letters]),

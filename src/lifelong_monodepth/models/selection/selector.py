@@ -39,11 +39,16 @@ class DomainSelector:
       (no fitting; cost grows with the number of heads; log-variances of different heads are not
       calibrated against each other).
 
-    Whatever the routing, ``unknown`` comes from the fitted Gaussian's distance to the chosen domain.
+    Whatever the routing, ``unknown`` comes from the fitted Gaussian's distance to the chosen domain:
+    above ``margin ×`` that domain's calibrated quantile (``margin`` from the config, else the state's).
     """
 
     def __init__(
-        self, name: str = "mahalanobis", state: Mapping[str, Any] | None = None, grid: int = 4
+        self,
+        name: str = "mahalanobis",
+        state: Mapping[str, Any] | None = None,
+        grid: int = 4,
+        margin: float | None = None,
     ) -> None:
         if name not in SELECTORS:
             raise ValueError(f"Unknown selector {name!r}; choose one of {SELECTORS}.")
@@ -51,6 +56,8 @@ class DomainSelector:
         self.state = dict(state or {})
         self.grid = int(self.state.get("grid", grid))
         self.descriptor = str(self.state.get("descriptor", "grid"))
+        # Unknown above margin × the calibrated quantile: the config's margin, else the fitted one.
+        self.margin = float(margin if margin is not None else self.state.get("margin", 1.0))
         if name != "uncertainty" and not self.state.get("letters"):
             raise ValueError(
                 f"The {name} selector has no fitted state: the checkpoint holds no prototypes. "
@@ -103,5 +110,5 @@ class DomainSelector:
         columns = torch.tensor([known.index(c) if c in known else -1 for c in chosen], device=rows.device)
         valid = columns >= 0
         own = distances[rows, columns.clamp_min(0)]
-        threshold = gaussian["threshold"].to(distances)[columns.clamp_min(0)]
+        threshold = self.margin * gaussian["threshold"].to(distances)[columns.clamp_min(0)]
         return (own > threshold) & valid
