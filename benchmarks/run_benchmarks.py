@@ -2,6 +2,7 @@
 
 1. Inference with one selected head vs. running every head, for 1–6 learned domains: the
    point of running only the needed head is that cost does not grow with the number of domains.
+   Selection overhead: each selector's routing cost relative to encoder + one head.
 2. One training step of stage 1 / 2 / 3 (current loss; + replay; + distillation).
 3. Data loading throughput of the native-format loaders.
 4. Peak resident memory of the process.
@@ -70,6 +71,30 @@ def bench_inference(backbone: str, size: tuple[int, int], batch: int, repeats: i
         base = base or one
         print(f"| {n} | {one:.3f} | {every:.3f} | {every / one:.2f} |")
     print(f"one-head cost with 6 domains / with 1 domain: {one / base:.2f} (≈1 means it does not grow)")
+
+
+def bench_selection(backbone: str, size: tuple[int, int], batch: int, repeats: int) -> None:
+    """What routing adds to inference: each selector's ``route`` against encoder + one head."""
+    from lifelong_monodepth.models.selection import SELECTORS, DomainSelector, describe, fit_selector_state
+
+    print(f"\n## Selection overhead, {backbone}, batch {batch} at {size[0]}×{size[1]}, 3 domains")
+    print("| selector | route (ms) | route / (encoder + one head) |")
+    print("|---|---|---|")
+    net = build(backbone, 3).eval()
+    images = torch.rand(batch, 3, *size, device=DEVICE)
+    with torch.no_grad():
+        fused = net.encode(images)
+        forward = timed(lambda: net.run_heads(net.encode(images), ["N"]), repeats)
+        for name in SELECTORS:
+            descriptor = "grid" if name == "prototype" else "stats"
+            state = fit_selector_state(
+                {d: describe(fused, descriptor).cpu() + i for i, d in enumerate("NKS")},
+                descriptor=descriptor,
+                calibration={d: describe(fused, descriptor).cpu() for d in "NKS"},
+            )
+            selector = DomainSelector(name, state)
+            cost = timed(lambda selector=selector: selector.route(net, fused), repeats)
+            print(f"| {name} | {cost * 1000:.2f} | {cost / forward:.1%} |")
 
 
 def bench_training(backbone: str, size: tuple[int, int], batch: int, repeats: int) -> None:
@@ -148,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"# lifelong-monodepth benchmarks — torch {torch.__version__}, {where}")
     bench_inference(args.backbone, tuple(args.size), args.batch, args.repeats)
+    bench_selection(args.backbone, tuple(args.size), args.batch, args.repeats)
     bench_training(args.backbone, tuple(args.size), args.batch, args.repeats)
     bench_loading(args.repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -118,7 +118,7 @@ def test_mode_test_evaluates_every_domain_with_and_without_prior(
     )
     summary = execute(cfg)
     assert summary["checkpoint"] == str(ckpt) and summary["selector"] == "classifier"
-    assert set(summary["selector_comparison"]) == {"prototype", "classifier", "uncertainty"}
+    assert set(summary["selector_comparison"]) == {"mahalanobis", "prototype", "classifier", "uncertainty"}
     for domain in "NK":
         assert math.isfinite(summary["final"][domain]["prior"]["rmse"])
         assert math.isfinite(summary["final"][domain]["auto"]["rmse"])

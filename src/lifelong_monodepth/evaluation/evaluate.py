@@ -26,12 +26,18 @@ class DomainEvaluation:
     auto: dict[str, float] | None
     true: list[str] = field(default_factory=list)
     chosen: list[str] = field(default_factory=list)
+    unknown: list[bool] = field(default_factory=list)
 
     @property
     def selection_accuracy(self) -> float:
         if not self.chosen:
             return float("nan")
         return sum(t == c for t, c in zip(self.true, self.chosen, strict=True)) / len(self.chosen)
+
+    @property
+    def unknown_fraction(self) -> float:
+        """Share of the images the selector flagged as belonging to none of the learned domains."""
+        return sum(self.unknown) / len(self.unknown) if self.unknown else float("nan")
 
 
 def _metrics(
@@ -98,13 +104,15 @@ def evaluate_domain(
         if prior is not None:
             score_batch(prior, net.run_heads(fused, [letter]).depth[letter], batch, paper_eval)
         if auto is not None:
-            chosen = selector.select(net, fused)
+            routing = selector.route(net, fused)
+            chosen = routing.letters
             for head in dict.fromkeys(chosen):
                 rows = [i for i, c in enumerate(chosen) if c == head]
                 out = net.run_heads(fused.index_select(0, torch.tensor(rows, device=images.device)), [head])
                 score_batch(auto, out.depth[head], batch, paper_eval, rows=rows)
             result.true += [letter] * len(chosen)
             result.chosen += chosen
+            result.unknown += [bool(u) for u in routing.unknown.tolist()]
     net.train(was_training)
     result.prior = _to_floats(prior.compute()) if prior is not None else None
     result.auto = _to_floats(auto.compute()) if auto is not None else None

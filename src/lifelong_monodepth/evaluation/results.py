@@ -2,7 +2,8 @@
 
 Rows are ``stage,domain,mode,metric,value``: ``stage`` is ``init`` (untrained reference) or a
 stage name (``N``, ``NK``, ``NKS``), ``mode`` is ``prior`` (the domain's own head) or ``auto``
-(automatic selection; metric ``selection_acc`` and ``routed_to_<letter>`` counts live there too).
+(automatic selection; metric ``selection_acc``, ``routed_to_<letter>`` counts and ``unknown_frac``,
+the share of images flagged as belonging to no learned domain, live there too).
 The CSV is rewritten after every stage, so a resumed run continues the same table.
 """
 
@@ -19,6 +20,7 @@ import pandas as pd
 
 from lifelong_monodepth.evaluation.lifelong_matrix import backward_transfer, forgetting, forward_transfer
 from lifelong_monodepth.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
+from lifelong_monodepth.evaluation.selection_metrics import unknown_detection
 from lifelong_monodepth.utils.io import write_json, write_text
 
 if TYPE_CHECKING:
@@ -75,6 +77,15 @@ class ResultsTable:
                         "value": evaluation.selection_accuracy,
                     }
                 )
+                self.rows.append(
+                    {
+                        "stage": stage,
+                        "domain": letter,
+                        "mode": "auto",
+                        "metric": "unknown_frac",
+                        "value": evaluation.unknown_fraction,
+                    }
+                )
                 for head in sorted(set(evaluation.chosen)):
                     self.rows.append(
                         {
@@ -121,6 +132,7 @@ class ResultsTable:
             "selection_accuracy": {},
             "confusion_matrix": {},
             "routing_gap": {},
+            "unknown_fraction": {},
         }
         for domain in self.order:
             summary["final"][domain] = {
@@ -144,6 +156,10 @@ class ResultsTable:
         routed = sum(sum(row.values()) for row in summary["confusion_matrix"].values())
         correct = sum(summary["confusion_matrix"][d].get(d, 0) for d in self.order)
         summary["selection_accuracy"]["overall"] = correct / routed if routed else math.nan
+        summary["unknown_fraction"] = {
+            stage: {d: self.value(stage, d, "auto", "unknown_frac") for d in self.order} for stage in stages
+        }
+        summary["unknown_detection"] = unknown_detection(summary["unknown_fraction"])
         for metric in ("rmse", "delta1", "abs_rel"):
             higher = metric not in LOWER_IS_BETTER
             prior = self.matrix(metric, "prior")
@@ -210,7 +226,36 @@ class ResultsTable:
                 bwt, fwt = summary["backward_transfer"]["rmse"], summary["forward_transfer"]["rmse"]
                 lines.append(f"Backward transfer (RMSE, positive = better): {_fmt(bwt)}")
                 lines.append(f"Forward transfer (RMSE, positive = better): {_fmt(fwt)}")
+            lines += self._selection_markdown(summary)
         return "\n".join(lines) + "\n"
+
+    def _selection_markdown(self, summary: Mapping[str, Any]) -> list[str]:
+        """Per stage: share routed to the right head, share flagged unknown (a domain not yet learned
+        should be flagged; a learned one should not)."""
+        lines = [
+            "",
+            "## Domain selection per stage (selection acc. / share flagged unknown)",
+            "",
+            "| stage | " + " | ".join(self.order) + " |",
+            "|---" * (len(self.order) + 1) + "|",
+        ]
+        for stage in summary.get("stages", []):
+            cells = []
+            for d in self.order:
+                unknown = _fmt(self.value(stage, d, "auto", "unknown_frac"))
+                accuracy = (
+                    _fmt(self.value(stage, d, "auto", "selection_acc")) if d in stage else "(unlearned)"
+                )
+                cells.append(f"{accuracy} / {unknown}")
+            lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+        detection = summary.get("unknown_detection", {})
+        unlearned, learned = (_fmt(detection.get(k, math.nan)) for k in ("unlearned", "learned"))
+        lines += [
+            "",
+            f"Flagged unknown: {unlearned} of not-yet-learned domains' images, "
+            f"{learned} of learned domains' images.",
+        ]
+        return lines
 
     def finalise(self, results_dir: str | Path) -> dict[str, Any]:
         self.save(results_dir)

@@ -69,3 +69,28 @@ def routing_gap(auto_metrics: Mapping[str, Any], prior_metrics: Mapping[str, Any
         for name in auto_metrics
         if name in prior_metrics
     }
+
+
+def unknown_detection(fractions: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    """How well the "unknown domain" flag works across a run's stages.
+
+    ``fractions[stage][domain]`` is the share of that domain's images flagged unknown after
+    ``stage``; a stage's name lists the domains learned by then (``N``, ``NK``, ``NKS``). For a
+    domain not learned yet every flag is a detection, for a learned one every flag is a false
+    alarm. Returns the mean ``unlearned`` (want high) and ``learned`` (want low) fractions, NaN
+    where a run has no such pair, plus each pair under ``per_stage``.
+    """
+    learned, unlearned = [], []
+    per_stage: dict[str, dict[str, dict[str, float]]] = {}
+    for stage, by_domain in fractions.items():
+        for domain, value in by_domain.items():
+            if value != value:  # NaN: no selector ran
+                continue
+            kind = "learned" if domain in stage else "unlearned"
+            (learned if kind == "learned" else unlearned).append(float(value))
+            per_stage.setdefault(stage, {}).setdefault(kind, {})[domain] = float(value)
+    return {
+        "learned": sum(learned) / len(learned) if learned else float("nan"),
+        "unlearned": sum(unlearned) / len(unlearned) if unlearned else float("nan"),
+        "per_stage": per_stage,
+    }

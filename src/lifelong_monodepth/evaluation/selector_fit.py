@@ -1,8 +1,10 @@
-"""Fitting the domain selector from data when a checkpoint carries none (e.g. a converted original one).
+"""Fitting the domain selector from a model and the data of its domains.
 
-The prototypes (and the classifier) are computed as at the end of a training stage: from the pooled
-fused features of each domain's replay images (the paper's choice), or of its training images when
-the domain has no replay index.
+Used at the end of every training stage and by ``mode=test`` when a checkpoint carries no
+selector state (e.g. a converted original one). The current domain(s) of a stage are described
+by ``options.current_split`` (its training images); every other domain by its replay memory
+(the replay index, or its training images when it has none), as the paper's selector did.
+Held-out images (``options.calibration_split``) calibrate the unknown-domain threshold.
 """
 
 from __future__ import annotations
@@ -10,28 +12,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
-from lifelong_monodepth.models.selection import fit_selector_state, pooled_features
+from lifelong_monodepth.models.selection import SelectorOptions, fit_selector
 
 
 def fit_selector_from_data(
-    module: Any, datamodule: Any, letters: Sequence[str], grid: int = 4, limit: int = 64, seed: int = 0
+    module: Any,
+    datamodule: Any,
+    letters: Sequence[str],
+    options: SelectorOptions,
+    current: Sequence[str] = (),
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Selector state for ``letters`` from up to ``limit`` replay (or train) images of each domain."""
-    net = module.net
-    was_training = net.training
-    net.eval()
-    features = {}
-    with torch.no_grad():
-        for letter in letters:
-            split = "replay" if "replay" in datamodule.domain(letter).index else "train"
-            chunks, seen = [], 0
-            for batch in datamodule.eval_loader(letter, split):
-                chunks.append(pooled_features(net.encode(batch["image"].to(module.device)), grid).cpu())
-                seen += len(batch["image"])
-                if seen >= limit:
-                    break
-            features[letter] = torch.cat(chunks)[:limit]
-    net.train(was_training)
-    return fit_selector_state(features, grid, seed=seed)
+    """Selector state for ``letters`` (see the module docstring for which images describe each)."""
+    loaders, calibration = {}, {}
+    for letter in letters:
+        index = datamodule.domain(letter).index
+        split = options.current_split if letter in current else datamodule.fit_split(letter)
+        loaders[letter] = datamodule.eval_loader(letter, split if split in index else "train")
+        if options.calibration_split:
+            calibration[letter] = datamodule.eval_loader(letter, options.calibration_split)
+    return fit_selector(module.net, loaders, calibration, options, seed=seed, device=module.device)

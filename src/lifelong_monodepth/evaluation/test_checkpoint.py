@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lifelong_monodepth.checkpoint import load_checkpoint_file
 from lifelong_monodepth.data.domain import domains_from_config
 from lifelong_monodepth.data.errors import ConfigError
 from lifelong_monodepth.evaluation.evaluate import evaluate_domains, evaluation_options, protocol_label
 from lifelong_monodepth.evaluation.results import ResultsTable
-from lifelong_monodepth.models.selection import SELECTORS, DomainSelector
+from lifelong_monodepth.models.selection import SELECTORS, DomainSelector, SelectorOptions
 from lifelong_monodepth.training.module import LifelongDepthModule
 from lifelong_monodepth.utils.run_info import run_metadata, write_run_info
 
@@ -78,30 +78,26 @@ def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     if not module.selector_state.get("letters"):
         from lifelong_monodepth.evaluation.selector_fit import fit_selector_from_data
 
-        node = cfg.get("selector") or {}
         log.info("%s holds no selector state (a converted checkpoint?): fitting it on replay images", path)
+        options = SelectorOptions.from_config(OmegaConf.to_container(cfg.get("selector") or {}, resolve=True))
         module.selector_state = fit_selector_from_data(
-            module,
-            datamodule,
-            letters,
-            grid=int(node.get("grid", 4)),
-            limit=int(node.get("max_images", 64)),
-            seed=int(cfg.get("seed", 0)),
+            module, datamodule, letters, options, seed=int(cfg.get("seed", 0))
         )
     evaluation = cfg.get("evaluation") or {}
     datamodule.check_index_files(letters, [evaluation_options(evaluation)["split"]])
-    chosen = str((cfg.get("selector") or {}).get("name", "prototype"))
+    chosen = str((cfg.get("selector") or {}).get("name", "mahalanobis"))
+    margin = (cfg.get("selector") or {}).get("margin")
     table = ResultsTable(order=letters, strategy=f"test:{path.stem}", protocol=protocol_label(evaluation))
     table.meta = run_metadata(cfg)
     selector_accuracy: dict[str, Any] = {}
     for name in [chosen] + [s for s in SELECTORS if s != chosen]:
-        results = evaluate_domains(
-            module,
-            datamodule,
-            letters,
-            DomainSelector(name, module.selector_state),
-            **evaluation_options(evaluation),
-        )
+        try:
+            selector = DomainSelector(name, module.selector_state, margin=margin)
+        except ValueError:
+            if name == chosen:
+                raise
+            continue  # e.g. an older checkpoint without the Gaussian: compare the others
+        results = evaluate_domains(module, datamodule, letters, selector, **evaluation_options(evaluation))
         if name == chosen:
             table.add_stage(path.stem, results)
         selector_accuracy[name] = {letter: r.selection_accuracy for letter, r in results.items()}

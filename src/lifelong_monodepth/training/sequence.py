@@ -36,8 +36,9 @@ from lifelong_monodepth.evaluation.evaluate import (
     protocol_label,
 )
 from lifelong_monodepth.evaluation.results import ResultsTable
+from lifelong_monodepth.evaluation.selector_fit import fit_selector_from_data
 from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
-from lifelong_monodepth.models.selection import DomainSelector, fit_selector_state, pooled_features
+from lifelong_monodepth.models.selection import DomainSelector, SelectorOptions
 from lifelong_monodepth.tracking import Tracker
 from lifelong_monodepth.training.checkpointing import (
     PreemptedError,
@@ -201,15 +202,21 @@ class SequenceRunner:
             **self.manifest(),
             "name": stage.name,
             "index": stage.index,
-            "selector": {"name": selector.get("name", "prototype"), "grid": int(selector.get("grid", 4))},
+            "selector": {"name": selector.get("name", "mahalanobis"), "grid": int(selector.get("grid", 4))},
         }
 
     def selector(self) -> DomainSelector | None:
         node = self.cfg.get("selector") or {}
-        name = node.get("name", "prototype")
+        name = node.get("name", "mahalanobis")
         if name in (None, "none"):
             return None
-        return DomainSelector(name, self.module.selector_state, grid=int(node.get("grid", 4)))
+        margin = node.get("margin")
+        return DomainSelector(
+            name,
+            self.module.selector_state,
+            grid=int(node.get("grid", 4)),
+            margin=None if margin is None else float(margin),
+        )
 
     # ---------------------------------------------------------------------------- stages
     def prepare_stage(self, stage: Stage) -> None:
@@ -281,28 +288,16 @@ class SequenceRunner:
             write_json(self.results_dir / "skipped_files.json", skipped)
 
     def fit_selector(self) -> None:
-        """Pooled fused features of every learned domain's replay images → prototypes, classifier."""
-        node = self.cfg.get("selector") or {}
-        limit = int(node.get("max_images", 64))
-        grid = int(node.get("grid", 4))
-        net = self.module.net
-        was_training = net.training
-        net.eval()
-        features = {}
-        with torch.no_grad():
-            for letter in self.module.learned:
-                split = self.datamodule.fit_split(letter)
-                chunks, seen = [], 0
-                for batch in self.datamodule.eval_loader(letter, split):
-                    chunks.append(
-                        pooled_features(net.encode(batch["image"].to(self.module.device)), grid).cpu()
-                    )
-                    seen += len(batch["image"])
-                    if seen >= limit:
-                        break
-                features[letter] = torch.cat(chunks)[:limit]
-        net.train(was_training)
-        self.module.selector_state = fit_selector_state(features, grid, seed=int(self.cfg.seed))
+        """Old domains' replay memory + the current domain's images → the selector's state; held-out
+        images of every learned domain calibrate its unknown threshold (evaluation/selector_fit)."""
+        self.module.selector_state = fit_selector_from_data(
+            self.module,
+            self.datamodule,
+            self.module.learned,
+            SelectorOptions.from_config(_container(self.cfg.get("selector"))),
+            current=self.module.current,
+            seed=int(self.cfg.seed),
+        )
 
     def evaluate(self, stage_name: str, letters: list[str]) -> dict[str, DomainEvaluation]:
         selector = self.selector()

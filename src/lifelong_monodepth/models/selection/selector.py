@@ -1,0 +1,114 @@
+"""``DomainSelector``: route each image to a learned head, with a confidence and an unknown flag."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lifelong_monodepth.models.network import MultiDomainDepthNet
+from lifelong_monodepth.models.selection.features import describe
+from lifelong_monodepth.models.selection.fitting import mahalanobis
+
+SELECTORS = ("mahalanobis", "prototype", "classifier", "uncertainty")
+
+
+@dataclass
+class Routing:
+    """What a selector decided for a batch: one head per image, how sure it is, and whether the
+    image looks like none of the learned domains (``unknown``: its distance to the chosen domain
+    exceeds that domain's calibrated threshold; always false for a state without thresholds)."""
+
+    letters: list[str]
+    confidence: Tensor
+    unknown: Tensor
+
+
+class DomainSelector:
+    """Routes each image to a learned head, from the fused features (and, for ``uncertainty``, the heads).
+
+    - ``mahalanobis`` (default): smallest Mahalanobis distance of the image's descriptor to each
+      domain's mean under a shared, shrunk covariance (linear discriminant analysis); confidence
+      is the resulting posterior.
+    - ``prototype`` (the paper): nearest mean descriptor (mean squared distance).
+    - ``classifier``: a linear softmax classifier on standardised descriptors.
+    - ``uncertainty``: run every head and keep the one with the lowest mean predicted log-variance
+      (no fitting; cost grows with the number of heads; log-variances of different heads are not
+      calibrated against each other).
+
+    Whatever the routing, ``unknown`` comes from the fitted Gaussian's distance to the chosen domain:
+    above ``margin ×`` that domain's calibrated quantile (``margin`` from the config, else the state's).
+    """
+
+    def __init__(
+        self,
+        name: str = "mahalanobis",
+        state: Mapping[str, Any] | None = None,
+        grid: int = 4,
+        margin: float | None = None,
+    ) -> None:
+        if name not in SELECTORS:
+            raise ValueError(f"Unknown selector {name!r}; choose one of {SELECTORS}.")
+        self.name = name
+        self.state = dict(state or {})
+        self.grid = int(self.state.get("grid", grid))
+        self.descriptor = str(self.state.get("descriptor", "grid"))
+        # Unknown above margin × the calibrated quantile: the config's margin, else the fitted one.
+        self.margin = float(margin if margin is not None else self.state.get("margin", 1.0))
+        if name != "uncertainty" and not self.state.get("letters"):
+            raise ValueError(
+                f"The {name} selector has no fitted state: the checkpoint holds no prototypes. "
+                "Use a stage checkpoint written by run.py, or selector=uncertainty."
+            )
+        if name == "mahalanobis" and "gaussian" not in self.state:
+            raise ValueError(
+                "The mahalanobis selector needs a fitted Gaussian, which this checkpoint (written by an "
+                "older version) lacks: use selector=prototype or selector=classifier, or retrain."
+            )
+
+    def select(self, net: MultiDomainDepthNet, fused: Tensor) -> list[str]:
+        """The chosen head of each image (see :meth:`route` for confidences)."""
+        return self.route(net, fused).letters
+
+    def route(self, net: MultiDomainDepthNet, fused: Tensor) -> Routing:
+        """Scores of every learned domain → the chosen head, its softmax confidence, the unknown flag."""
+        features = describe(fused, self.descriptor, self.grid) if self.state.get("letters") else None
+        distances = None
+        if self.name == "uncertainty":
+            out = net.run_heads(fused, net.domains)
+            letters = net.domains
+            scores = -torch.stack([out.log_var[letter].mean(dim=(1, 2, 3)) for letter in letters], dim=1)
+        else:
+            letters = self.state["letters"]
+            if self.name == "mahalanobis":
+                distances = mahalanobis(features, self.state["gaussian"])
+                scores = -0.5 * distances
+            elif self.name == "prototype":
+                prototypes = self.state["prototypes"].to(features)
+                scores = -((features[:, None, :] - prototypes[None]) ** 2).mean(-1)
+            else:
+                clf = {key: value.to(features) for key, value in self.state["classifier"].items()}
+                scores = ((features - clf["mean"]) / clf["std"]) @ clf["weight"].T + clf["bias"]
+        confidence, index = scores.softmax(1).max(1)
+        chosen = [letters[i] for i in index.tolist()]
+        return Routing(
+            letters=chosen, confidence=confidence, unknown=self._unknown(features, distances, chosen)
+        )
+
+    def _unknown(self, features: Tensor | None, distances: Tensor | None, chosen: list[str]) -> Tensor:
+        """Distance to the chosen domain's mean above its calibrated threshold."""
+        gaussian = self.state.get("gaussian")
+        if features is None or gaussian is None or "threshold" not in gaussian:
+            return torch.zeros(len(chosen), dtype=torch.bool)
+        if distances is None:
+            distances = mahalanobis(features, gaussian)
+        known = self.state["letters"]
+        rows = torch.arange(len(chosen), device=distances.device)
+        columns = torch.tensor([known.index(c) if c in known else -1 for c in chosen], device=rows.device)
+        valid = columns >= 0
+        own = distances[rows, columns.clamp_min(0)]
+        threshold = self.margin * gaussian["threshold"].to(distances)[columns.clamp_min(0)]
+        return (own > threshold) & valid
