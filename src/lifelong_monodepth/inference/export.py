@@ -95,13 +95,15 @@ def verification_inputs(
         cases.append((f"random {batch_size}×3×{size[0]}×{size[1]}", (x, index)))
     if images:
         files = resolve_inputs(images).files
-        for letter_position, path in enumerate(files):
+        for path in files:
             try:
                 image = read_image(path)
             except DataError as err:
                 log.warning("Verification image skipped: %s", err)
                 continue
-            letter = letters[letter_position % len(letters)]
+            aspect = image.shape[1] / image.shape[0]
+            sizes_of = {letter: model.domains[letter].input_size for letter in letters}
+            letter = min(letters, key=lambda k: abs(np.log(aspect * sizes_of[k][0] / sizes_of[k][1])))
             size = model.domains[letter].input_size
             x = torch.from_numpy(resize_image(image, size).transpose(2, 0, 1).copy())[None]
             index = torch.tensor([letters.index(letter)])
