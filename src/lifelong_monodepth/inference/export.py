@@ -32,7 +32,7 @@ from lifelong_monodepth.data.errors import ConfigError, DataError, LifelongDepth
 from lifelong_monodepth.inference.inputs import read_image, resolve_inputs
 from lifelong_monodepth.inference.loading import LoadedModel, load_model
 from lifelong_monodepth.inference.options import option, run_cli
-from lifelong_monodepth.inference.predictor import resize_image
+from lifelong_monodepth.inference.predictor import nearest_aspect, resize_image
 
 log = logging.getLogger(__name__)
 PROG = "lifelong_monodepth.export"
@@ -101,9 +101,7 @@ def verification_inputs(
             except DataError as err:
                 log.warning("Verification image skipped: %s", err)
                 continue
-            aspect = image.shape[1] / image.shape[0]
-            sizes_of = {letter: model.domains[letter].input_size for letter in letters}
-            letter = min(letters, key=lambda k: abs(np.log(aspect * sizes_of[k][0] / sizes_of[k][1])))
+            letter = nearest_aspect(image, {k: model.domains[k].input_size for k in letters})
             size = model.domains[letter].input_size
             x = torch.from_numpy(resize_image(image, size).transpose(2, 0, 1).copy())[None]
             index = torch.tensor([letters.index(letter)])
