@@ -32,7 +32,7 @@ from lifelong_monodepth.data.errors import ConfigError, DataError, LifelongDepth
 from lifelong_monodepth.inference.inputs import read_image, resolve_inputs
 from lifelong_monodepth.inference.loading import LoadedModel, load_model
 from lifelong_monodepth.inference.options import option, run_cli
-from lifelong_monodepth.inference.predictor import resize_image
+from lifelong_monodepth.inference.predictor import nearest_aspect, resize_image
 
 log = logging.getLogger(__name__)
 PROG = "lifelong_monodepth.export"
@@ -95,13 +95,13 @@ def verification_inputs(
         cases.append((f"random {batch_size}×3×{size[0]}×{size[1]}", (x, index)))
     if images:
         files = resolve_inputs(images).files
-        for letter_position, path in enumerate(files):
+        for path in files:
             try:
                 image = read_image(path)
             except DataError as err:
                 log.warning("Verification image skipped: %s", err)
                 continue
-            letter = letters[letter_position % len(letters)]
+            letter = nearest_aspect(image, {k: model.domains[k].input_size for k in letters})
             size = model.domains[letter].input_size
             x = torch.from_numpy(resize_image(image, size).transpose(2, 0, 1).copy())[None]
             index = torch.tensor([letters.index(letter)])

@@ -57,12 +57,32 @@ def save_with_legend(
     plt.close(figure)
 
 
+def percentile_range(values: np.ndarray) -> tuple[float, float]:
+    """The 1st–99th percentile (a few extreme pixels do not wash out the colour map)."""
+    low, high = np.percentile(values, [1, 99])
+    return float(low), float(max(high, low + 1e-3))
+
+
 def color_range(depth: np.ndarray, mode: str, domain_range: tuple[float, float]) -> tuple[float, float]:
     """``image``: the 1st–99th percentile of this prediction; ``domain``: the head's [min, max] metres."""
-    if mode == "domain":
-        return domain_range
-    low, high = np.percentile(depth, [1, 99])
-    return float(low), float(max(high, low + 1e-3))
+    return domain_range if mode == "domain" else percentile_range(depth)
+
+
+def prediction_row(file: str, prediction: Any, info: Any) -> dict[str, Any]:
+    """One ``predictions.csv`` row from a :class:`Prediction` and its domain's :class:`DomainInfo`."""
+    height, width = prediction.depth.shape
+    return {
+        "file": file,
+        "domain": info.letter,
+        "domain_name": info.name,
+        "confidence": f"{prediction.confidence:.4f}",
+        "unknown": int(prediction.unknown),
+        "median_depth_m": f"{float(np.median(prediction.depth)):.4f}",
+        "min_depth_m": f"{float(prediction.depth.min()):.4f}",
+        "max_depth_m": f"{float(prediction.depth.max()):.4f}",
+        "width": width,
+        "height": height,
+    }
 
 
 def write_prediction(
@@ -88,10 +108,7 @@ def write_prediction(
     write_depth_png(paths["png16"], depth, depth_scale)
     save_with_legend(paths["color"], depth, *vrange, cmap, "depth [m]", title)
     np.save(paths["uncertainty_npy"], log_var.astype(np.float32))
-    low, high = np.percentile(log_var, [1, 99])
-    save_with_legend(
-        paths["uncertainty"], log_var, float(low), float(max(high, low + 1e-3)), "magma", "log-variance"
-    )
+    save_with_legend(paths["uncertainty"], log_var, *percentile_range(log_var), "magma", "log-variance")
     return paths
 
 

@@ -21,7 +21,7 @@ from lifelong_monodepth.data.errors import ConfigError, DataError
 from lifelong_monodepth.inference.inputs import InputSet, read_image, resolve_inputs
 from lifelong_monodepth.inference.loading import LoadedModel, load_model
 from lifelong_monodepth.inference.options import option, run_cli
-from lifelong_monodepth.inference.outputs import PredictionsCsv, color_range, write_prediction
+from lifelong_monodepth.inference.outputs import PredictionsCsv, color_range, prediction_row, write_prediction
 from lifelong_monodepth.inference.pointcloud import Intrinsics, backproject, parse_intrinsics, write_ply
 from lifelong_monodepth.inference.predictor import DepthPredictor, Prediction
 
@@ -181,21 +181,7 @@ def _write_one(
         points, pixels = backproject(prediction.depth, intrinsics, options.ply_stride)
         colors = (image[pixels[:, 0], pixels[:, 1]] * 255).round().astype(np.uint8)
         write_ply(out_dir / f"{stem}.ply", points, colors)
-    height, width = prediction.depth.shape
-    table.add(
-        {
-            "file": str(path),
-            "domain": info.letter,
-            "domain_name": info.name,
-            "confidence": f"{prediction.confidence:.4f}",
-            "unknown": int(prediction.unknown),
-            "median_depth_m": f"{float(np.median(prediction.depth)):.4f}",
-            "min_depth_m": f"{float(prediction.depth.min()):.4f}",
-            "max_depth_m": f"{float(prediction.depth.max()):.4f}",
-            "width": width,
-            "height": height,
-        }
-    )
+    table.add(prediction_row(str(path), prediction, info))
 
 
 def _report(summary: PredictSummary, out_dir: Path) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -67,6 +67,12 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return image
     shrink = height * width < image.shape[0] * image.shape[1]
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def nearest_aspect(image: np.ndarray, sizes: Mapping[str, tuple[int, int]]) -> str:
+    """The key of the ``(height, width)`` whose aspect ratio is closest to the image's (log ratio)."""
+    aspect = image.shape[1] / image.shape[0]
+    return min(sizes, key=lambda key: abs(np.log(aspect * sizes[key][0] / sizes[key][1])))
 
 
 class DepthPredictor:
@@ -135,9 +141,8 @@ class DepthPredictor:
 
     def routing_size(self, image: np.ndarray) -> tuple[int, int]:
         """The input size of the learned domain whose aspect ratio is closest to the image's."""
-        aspect = image.shape[1] / image.shape[0]
-        sizes = [info.input_size for info in self.model.domains.values()]
-        return min(sizes, key=lambda s: abs(np.log(aspect * s[0] / s[1])))
+        sizes = {letter: info.input_size for letter, info in self.model.domains.items()}
+        return sizes[nearest_aspect(image, sizes)]
 
     # -------------------------------------------------------------------------------- predict
     @torch.inference_mode()

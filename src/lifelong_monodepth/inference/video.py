@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from lifelong_monodepth.data.errors import DataError
-from lifelong_monodepth.inference.outputs import PredictionsCsv, colorize
+from lifelong_monodepth.inference.outputs import PredictionsCsv, colorize, percentile_range, prediction_row
 from lifelong_monodepth.inference.predictor import DepthPredictor
 
 if TYPE_CHECKING:
@@ -64,8 +64,7 @@ def predict_video(
                         info = predictor.model.domains[predictions[0].domain]
                         vrange = (info.min_depth, info.max_depth)
                     else:
-                        low, high = np.percentile(np.stack([p.depth for p in predictions]), [1, 99])
-                        vrange = (float(low), float(max(high, low + 1e-3)))
+                        vrange = percentile_range(np.stack([p.depth for p in predictions]))
                     log.info("Video colour range: %.2f–%.2f m", *vrange)
                 for rgb, prediction in zip(batch, predictions, strict=True):
                     depth_rgb = colorize(prediction.depth, *vrange, options.colormap)
@@ -89,20 +88,7 @@ def predict_video(
                             raise DataError(f"Cannot write video {target} (no mp4v encoder in this OpenCV).")
                     writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
                     info = predictor.model.domains[prediction.domain]
-                    table.add(
-                        {
-                            "file": f"{path}#frame={frames}",
-                            "domain": info.letter,
-                            "domain_name": info.name,
-                            "confidence": f"{prediction.confidence:.4f}",
-                            "unknown": int(prediction.unknown),
-                            "median_depth_m": f"{float(np.median(prediction.depth)):.4f}",
-                            "min_depth_m": f"{float(prediction.depth.min()):.4f}",
-                            "max_depth_m": f"{float(prediction.depth.max()):.4f}",
-                            "width": prediction.depth.shape[1],
-                            "height": prediction.depth.shape[0],
-                        }
-                    )
+                    table.add(prediction_row(f"{path}#frame={frames}", prediction, info))
                     frames += 1
     finally:
         capture.release()
