@@ -38,6 +38,8 @@ SUMMARY_KEYS = {
     "selection_accuracy",
     "confusion_matrix",
     "routing_gap",
+    "unknown_fraction",
+    "unknown_detection",
     "backward_transfer",
     "forward_transfer",
     "average",
@@ -74,6 +76,9 @@ def test_summary_json_has_the_documented_keys(two_stage_runs: dict) -> None:
     assert summary.keys() >= SUMMARY_KEYS
     assert summary["protocol"] == "standard" and summary["order"] == "NK"
     assert summary["stages"] == ["N", "NK"] and summary["final_stage"] == "NK"
+    # After stage N, K is not learned: its share flagged unknown is measured (a number in [0, 1]).
+    assert set(summary["unknown_fraction"]) == {"N", "NK"}
+    assert 0.0 <= summary["unknown_fraction"]["N"]["K"] <= 1.0
     for domain in "NK":
         assert set(summary["final"][domain]) == {"prior", "auto"}
         assert summary["final"][domain]["prior"].keys() >= METRICS
