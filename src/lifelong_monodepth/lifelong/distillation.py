@@ -46,7 +46,11 @@ class DistillationCallback(LifelongStrategy):
         self.teacher = freeze(copy.deepcopy(module.net)) if self.old_domains else None
 
     def extra_loss(
-        self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor
+        self,
+        module: LifelongDepthModule,
+        batch: Mapping[str, Any],
+        fused: Tensor,
+        features: Mapping[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         if self.teacher is None:
             return {}

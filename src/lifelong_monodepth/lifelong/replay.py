@@ -98,6 +98,7 @@ class ReplayCallback(LifelongStrategy):
         self._drawn: dict[str, int] = {}
         self._pending: dict[str, tuple[int, int]] = {}
         self.last_batches: dict[str, dict[str, Any]] = {}
+        self._step_batches: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ stage bookkeeping
     def on_stage_start(
@@ -173,22 +174,38 @@ class ReplayCallback(LifelongStrategy):
         self._drawn[letter] += 1
         return batch
 
-    def extra_loss(
-        self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor
-    ) -> dict[str, Tensor]:
-        terms: dict[str, Tensor] = {}
+    def step_inputs(self, module: LifelongDepthModule, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Draws this step's replay batch of every old domain; the module encodes them with the current one."""
+        self._step_batches = {}
         for letter in self._datasets:
             replay = self.next_batch(letter)
-            if replay is None:
-                continue
-            self.last_batches[letter] = replay
-            images = replay["image"].to(module.device)
-            out = module.net(images, domains=[letter])
+            if replay is not None:
+                self._step_batches[letter] = replay
+        self.last_batches.update(self._step_batches)
+        return {
+            letter: replay["image"].to(module.device, non_blocking=True)
+            for letter, replay in self._step_batches.items()
+        }
+
+    def extra_loss(
+        self,
+        module: LifelongDepthModule,
+        batch: Mapping[str, Any],
+        fused: Tensor,
+        features: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        terms: dict[str, Tensor] = {}
+        for letter, replay in self._step_batches.items():
+            if features is not None and letter in features:
+                replay_fused = features[letter]
+            else:  # called on its own: encode here
+                replay_fused = module.net.encode(replay["image"].to(module.device))
+            out = module.net.run_heads(replay_fused, [letter])
             loss = uncertainty_depth_loss(
                 out.depth[letter],
                 out.log_var[letter],
-                replay["depth"].to(module.device),
-                replay["mask"].to(module.device),
+                replay["depth"].to(module.device, non_blocking=True),
+                replay["mask"].to(module.device, non_blocking=True),
             )
             terms[f"replay_{letter}"] = self.weight_for(letter, self.learned) * loss
         return terms

@@ -115,6 +115,9 @@ def build_module(cfg: DictConfig) -> LifelongDepthModule:
         freeze_old_head_bn=bool(model.get("freeze_old_head_bn", True)),
         max_bad_steps=int(model.get("max_bad_steps", 10)),
         freeze_shared_bn=str(model.get("freeze_shared_bn", "none")),
+        fused_step=bool(model.get("fused_step", True)),
+        channels_last=bool(model.get("channels_last", False)),
+        compile=_container(model.get("compile", False)),
     )
 
 
