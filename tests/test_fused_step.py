@@ -88,12 +88,14 @@ def test_batches_of_different_sizes_are_grouped(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     net = MultiDomainDepthNet(Encoder("tf_efficientnet_lite0", pretrained=False), {"out_channels": 8}).train()
-    batches = [torch.rand(2, 3, 32, 64), torch.rand(3, 3, 64, 32), torch.rand(1, 3, 32, 64)]
+    # (batches of one image at 32×64 would leave 2 values per channel at stride 32: BatchNorm's
+    # variance of 2 values amplifies float noise, so the sizes here keep the comparison meaningful)
+    batches = [torch.rand(2, 3, 64, 96), torch.rand(3, 3, 96, 64), torch.rand(2, 3, 64, 96)]
     reference = copy.deepcopy(net)
     calls = []
     net.encoder.register_forward_hook(lambda *args: calls.append(tuple(args[1][0].shape)))
     fused = encode_batches(net, batches)
     separate = encode_batches(reference, batches, fuse=False)
-    assert [c[0] for c in calls] == [3, 3]  # sizes 32×64 (2 + 1 images) together, 64×32 alone
+    assert [c[0] for c in calls] == [4, 3]  # 64×96 (2 + 2 images) in one pass, 96×64 alone
     for a, b in zip(fused, separate, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
