@@ -32,7 +32,10 @@ def _stage_two(tmp_path: Path, tiny_domains, extra: list[str] | None = None):
         for parameter in runner.module.net.heads["N"].parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
     trainer = pl.Trainer(
-        accelerator="cpu", callbacks=list(runner.strategies), logger=False, enable_progress_bar=False,
+        accelerator="cpu",
+        callbacks=list(runner.strategies),
+        logger=False,
+        enable_progress_bar=False,
         enable_checkpointing=False,
     )
     runner.module.trainer = trainer

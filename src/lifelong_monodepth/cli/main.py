@@ -24,6 +24,10 @@ def _first(value: Any, fallback: Any) -> Any:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("lmd_first"):
         OmegaConf.register_new_resolver("lmd_first", _first)
+    if not OmegaConf.has_resolver("lmd_precision"):
+        from lifelong_monodepth.training.devices import best_gpu_precision
+
+        OmegaConf.register_new_resolver("lmd_precision", best_gpu_precision)
 
 
 def config_dir() -> str:
@@ -34,10 +38,15 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
     """Run what ``cfg.mode`` asks for; returns the summary (also usable by Hydra sweepers)."""
     output_dir = Path(cfg.paths.output_dir)
     if cfg.mode == "train":
+        from lifelong_monodepth.training.distributed import is_global_zero
         from lifelong_monodepth.training.sequence import run_sequence
 
         result = run_sequence(cfg)
+        if not is_global_zero():  # DDP: rank 0 reports
+            return {}
         result.table.print()
+        if result.timing is not None:
+            result.timing.print()
         log.info("Checkpoints: %s", ", ".join(str(p) for p in result.checkpoints.values()))
         log.info("Results: %s", output_dir / "results")
         return result.table.summary

@@ -144,9 +144,13 @@ class ReplayCallback(LifelongStrategy):
         from lifelong_monodepth.data.sampling import EpochIndexedDataset, EpochSeededSampler
 
         dataset = EpochIndexedDataset([self._datasets[letter]])
-        sampler = EpochSeededSampler(len(dataset), self.seed * 7919 + ord(letter))
+        # DDP: every rank draws its share of one global replay batch (see EpochSeededSampler).
+        replicas, rank = self._replicas
+        sampler = EpochSeededSampler(
+            len(dataset), self.seed * 7919 + ord(letter), num_replicas=replicas, rank=rank
+        )
         sampler.set_epoch(pass_index)
-        batch_size = min(self.batch_size, len(dataset))
+        batch_size = min(self.batch_size, len(sampler))
         sampler.resume_from(pass_index, skip * batch_size)
         self._passes[letter], self._drawn[letter] = pass_index, skip
         # An explicit generator keeps the global RNG untouched (DataLoader draws a base seed from it).
@@ -175,7 +179,7 @@ class ReplayCallback(LifelongStrategy):
         return batch
 
     def step_inputs(self, module: LifelongDepthModule, batch: Mapping[str, Any]) -> dict[str, Tensor]:
-        """Draws this step's replay batch of every old domain; the module encodes them with the current one."""
+        """Draws this step's replay batch of every old domain; the module encodes them with the current."""
         self._step_batches = {}
         for letter in self._datasets:
             replay = self.next_batch(letter)
@@ -186,6 +190,14 @@ class ReplayCallback(LifelongStrategy):
             letter: replay["image"].to(module.device, non_blocking=True)
             for letter, replay in self._step_batches.items()
         }
+
+    @property
+    def _replicas(self) -> tuple[int, int]:
+        trainer = getattr(self, "_trainer", None)
+        return (int(trainer.world_size), int(trainer.global_rank)) if trainer is not None else (1, 0)
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._trainer = trainer
 
     def extra_loss(
         self,

@@ -92,7 +92,9 @@ def compiled_predictor(net: MultiDomainDepthNet, letter: str, mode: str | None =
     device = next(net.parameters()).device
     reason = compile_unavailable_reason(device)
     if reason is not None:
-        warnings.warn(f"compiled inference unavailable ({reason}): running eagerly.", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"compiled inference unavailable ({reason}): running eagerly.", RuntimeWarning, stacklevel=2
+        )
         return predictor
     if mode is None:
         mode = "reduce-overhead" if device.type == "cuda" else "default"

@@ -55,6 +55,7 @@ class LifelongDepthModule(pl.LightningModule):
         fused_step: bool = True,
         channels_last: bool = False,
         compile: bool | Mapping[str, Any] = False,
+        matmul_precision: str | None = None,
     ) -> None:
         super().__init__()
         if freeze_shared_bn not in FREEZE_SHARED_BN:
@@ -140,9 +141,11 @@ class LifelongDepthModule(pl.LightningModule):
         return self
 
     def setup(self, stage: str) -> None:
-        """Device-side tuning from the config: channels_last weights, ``torch.compile`` (``model.compile``)."""
+        """Device tuning from the config: channels_last weights, TF32, ``torch.compile`` (``model.compile``)."""
         if self.hparams.get("channels_last", False):
             self.net.to(memory_format=torch.channels_last)
+        if self.hparams.get("matmul_precision") and torch.cuda.is_available():
+            torch.set_float32_matmul_precision(self.hparams.matmul_precision)
         if self.hparams.get("compile", False):
             from lifelong_monodepth.models.compile import compile_network
 
@@ -222,7 +225,9 @@ class LifelongDepthModule(pl.LightningModule):
         loss = terms.get("loss")
         flags = torch.stack(
             [
-                torch.isfinite(loss) if loss is not None else torch.ones((), dtype=torch.bool, device=self.device),
+                torch.isfinite(loss)
+                if loss is not None
+                else torch.ones((), dtype=torch.bool, device=self.device),
                 torch.isfinite(torch.nn.utils.get_total_norm(grads)).to(self.device)
                 if grads
                 else torch.ones((), dtype=torch.bool, device=self.device),
@@ -249,9 +254,7 @@ class LifelongDepthModule(pl.LightningModule):
         batch_size = self._step_batch_size
         sync = self.trainer.world_size > 1  # DDP: every rank logs the mean over ranks
         for name, value in terms.items():
-            self.log(
-                f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size, sync_dist=sync
-            )
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size, sync_dist=sync)
         if self.overflow_steps:
             self.log("train/scaler_overflow_steps", float(self.overflow_steps))
 
