@@ -141,7 +141,7 @@ class LifelongDepthModule(pl.LightningModule):
         return self
 
     def setup(self, stage: str) -> None:
-        """Device tuning from the config: channels_last weights, TF32, ``torch.compile`` (``model.compile``)."""
+        """Device tuning from the config: channels_last weights, TF32, ``torch.compile`` (model.compile)."""
         if self.hparams.get("channels_last", False):
             self.net.to(memory_format=torch.channels_last)
         if self.hparams.get("matmul_precision") and torch.cuda.is_available():
