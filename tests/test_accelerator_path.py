@@ -90,3 +90,28 @@ def test_compile_falls_back_with_a_warning(monkeypatch) -> None:
         assert compile_module.compile_network(net) is False
     assert any("no C++ compiler" in str(w.message) and "eagerly" in str(w.message) for w in caught)
     assert net.encoder._compiled_call_impl is None
+
+
+def test_teacher_copy_of_a_compiled_network_runs_its_own_weights() -> None:
+    """A deep copy keeps the original's compiled graph (bound to the student): the teacher drops it."""
+    import copy
+
+    from lifelong_monodepth.lifelong.distillation import freeze
+    from lifelong_monodepth.models.encoder import Encoder
+    from lifelong_monodepth.models.network import MultiDomainDepthNet
+
+    net = MultiDomainDepthNet(
+        Encoder("resnet10t", pretrained=False), {"out_channels": 8}, {"hidden_channels": 8}
+    )
+    net.add_domain("N", 0.1, 10.0)
+    for part in (net.encoder, net.fusion, net.heads["N"]):
+        part.compile()  # lazy: nothing is compiled until a call
+    teacher = freeze(copy.deepcopy(net))
+    assert all(getattr(m, "_compiled_call_impl", None) is None for m in teacher.modules())
+    assert net.encoder._compiled_call_impl is not None  # the student keeps its compilation
+    images = torch.rand(1, 3, 32, 64)
+    with torch.no_grad():
+        before = teacher(images, ["N"]).depth["N"].clone()
+        for parameter in net.parameters():
+            parameter.add_(1.0)
+        torch.testing.assert_close(teacher(images, ["N"]).depth["N"], before)

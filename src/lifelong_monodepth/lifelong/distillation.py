@@ -84,7 +84,14 @@ class DistillationCallback(LifelongStrategy):
 
 
 def freeze(net: MultiDomainDepthNet) -> MultiDomainDepthNet:
-    """Eval mode (BN uses running statistics) and no gradients."""
+    """Eval mode (BN uses running statistics), no gradients, and its own (eager) forward.
+
+    A deep copy of a module compiled in place (``model.compile``) would still call the original's
+    compiled graph, i.e. the student: the copy drops it.
+    """
+    for module in net.modules():
+        if getattr(module, "_compiled_call_impl", None) is not None:
+            module._compiled_call_impl = None
     net.eval()
     for parameter in net.parameters():
         parameter.requires_grad_(False)
