@@ -23,11 +23,13 @@ def _first(value: Any, fallback: Any) -> Any:
 
 def register_resolvers() -> None:
     from lifelong_monodepth.cli.help import domains_help, orders_help
+    from lifelong_monodepth.training.devices import best_gpu_precision
 
     for name, function in (
         ("lmd_first", _first),
         ("lmd_help_domains", domains_help),
         ("lmd_help_orders", orders_help),
+        ("lmd_precision", best_gpu_precision),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
@@ -41,10 +43,15 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
     """Run what ``cfg.mode`` asks for; returns the summary (also usable by Hydra sweepers)."""
     output_dir = Path(cfg.paths.output_dir)
     if cfg.mode == "train":
+        from lifelong_monodepth.training.distributed import is_global_zero
         from lifelong_monodepth.training.sequence import run_sequence
 
         result = run_sequence(cfg)
+        if not is_global_zero():  # DDP: rank 0 reports
+            return {}
         result.table.print()
+        if result.timing is not None:
+            result.timing.print()
         log.info("Checkpoints: %s", ", ".join(str(p) for p in result.checkpoints.values()))
         log.info("Results: %s", output_dir / "results")
         return result.table.summary

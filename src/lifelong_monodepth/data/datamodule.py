@@ -31,13 +31,15 @@ class LifelongDataModule(pl.LightningDataModule):
         domains: Mapping[str, Any],
         batch_size: int = 8,
         eval_batch_size: int = 8,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
         on_error: str = "raise",
         seed: int = 0,
         val_fraction: float = 0.1,
         check_files: bool = True,
         drop_last: bool = True,
         val_old_domains: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
     ) -> None:
         super().__init__()
         self.domains: dict[str, DomainConfig] = (
@@ -47,7 +49,11 @@ class LifelongDataModule(pl.LightningDataModule):
         )
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
+        self.num_workers = resolve_num_workers(num_workers)
+        # Pinned host memory lets the copy to the GPU run asynchronously (only meaningful with CUDA).
+        self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
+        # Workers that live across epochs: no process start-up at every epoch of a stage.
+        self.persistent_workers = bool(persistent_workers) and self.num_workers > 0
         self.on_error = on_error
         self.seed = seed
         self.val_fraction = val_fraction
@@ -141,13 +147,23 @@ class LifelongDataModule(pl.LightningDataModule):
         # Several domains at once (joint training): single-domain batches, since sizes differ.
         groups = list(zip(dataset.offsets[:-1], dataset.offsets[1:], strict=True))
         batch_size = min(self.batch_size, *(stop - start for start, stop in groups))
-        sampler = EpochSeededSampler(len(dataset), stage_seed, groups=groups, batch_size=batch_size)
+        replicas, rank = self._replicas()
+        sampler = EpochSeededSampler(
+            len(dataset), stage_seed, groups=groups, batch_size=batch_size, num_replicas=replicas, rank=rank
+        )
         return self._loader(dataset, batch_size, sampler, self.drop_last)
 
     @property
     def val_letters(self) -> list[str]:
         """Domains validated during a stage: the current one(s), then a subset of each earlier one."""
         return [*self.current, *(self.previous if self.val_old_domains > 0 else [])]
+
+    def _replicas(self) -> tuple[int, int]:
+        """(world size, rank) of the Trainer using this module: DDP ranks split every batch."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
 
     def val_dataloader(self) -> list[DataLoader]:
         loaders = [self.eval_loader(letter, "val") for letter in self.current]
@@ -189,9 +205,22 @@ class LifelongDataModule(pl.LightningDataModule):
             shuffle=False,
             num_workers=self.num_workers,
             drop_last=drop_last,
-            persistent_workers=False,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+
+def resolve_num_workers(value: int | str) -> int:
+    """``auto``: one loader process per spare core, at most 8 (the GPU preset's default)."""
+    if str(value) == "auto":
+        import os
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(0, min(8, cores - 1))
+    if int(value) < 0:
+        raise ConfigError(f"data.num_workers must be >= 0 or 'auto', got {value!r}.")
+    return int(value)
 
 
 def _check_files_exist(dataset: DepthDataset) -> None:

@@ -44,6 +44,12 @@ class EpochSeededSampler(Sampler[int]):
     With ``groups`` (index ranges, one per domain) and ``batch_size``, the order is made of whole
     single-domain batches in shuffled order: domains of different image sizes (joint training)
     cannot share a batch. Each domain's incomplete last batch is left out of that epoch.
+
+    Distributed (``num_replicas > 1``): every rank computes the same order and keeps positions
+    ``rank, rank + R, …``; a global batch of ``R × batch_size`` consecutive samples of the one-process
+    order is then split over the ranks, so R processes see the batches one process would see at
+    ``R ×`` the batch size. The order is cut to a multiple of R so every rank takes the same number
+    of steps. ``batch_size`` is per rank.
     """
 
     def __init__(
@@ -53,14 +59,21 @@ class EpochSeededSampler(Sampler[int]):
         shuffle: bool = True,
         groups: Sequence[tuple[int, int]] | None = None,
         batch_size: int | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"sampler rank {rank} is outside 0..{num_replicas - 1}")
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.groups = list(groups) if groups is not None and len(groups) > 1 else None
         self.batch_size = int(batch_size or 1)
-        if self.groups is not None:
-            length = sum((stop - start) // self.batch_size * self.batch_size for start, stop in self.groups)
-        self.length = length
         self.dataset_length = sum(stop - start for start, stop in self.groups) if self.groups else length
+        if self.groups is not None:
+            step = self.batch_size * self.num_replicas  # single-domain global batches
+            length = sum((stop - start) // step * step for start, stop in self.groups)
+        self.global_length = length // self.num_replicas * self.num_replicas
+        self.length = self.global_length // self.num_replicas
         self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -78,9 +91,10 @@ class EpochSeededSampler(Sampler[int]):
         if self.groups is not None:
             order = self._grouped_order(generator)
         elif self.shuffle:
-            order = torch.randperm(self.length, generator=generator).tolist()
+            order = torch.randperm(self.dataset_length, generator=generator).tolist()
         else:
-            order = list(range(self.length))
+            order = list(range(self.global_length))
+        order = order[: self.global_length][self.rank :: self.num_replicas]
         if self._resume is not None and self._resume[0] == self.epoch:
             order = order[self._resume[1] :]
         self._resume = None
@@ -94,8 +108,9 @@ class EpochSeededSampler(Sampler[int]):
             count = stop - start
             inner = torch.randperm(count, generator=generator).tolist() if self.shuffle else range(count)
             indices = [start + i for i in inner]
-            usable = count // self.batch_size * self.batch_size
-            batches += [indices[i : i + self.batch_size] for i in range(0, usable, self.batch_size)]
+            step = self.batch_size * self.num_replicas
+            usable = count // step * step
+            batches += [indices[i : i + step] for i in range(0, usable, step)]
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
         return [i for batch in batches for i in batch]

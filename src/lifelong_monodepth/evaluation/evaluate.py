@@ -49,6 +49,7 @@ def _metrics(
         crop=info["eval_crop"],
         protocol=protocol,
         median_scaling=median_scaling,
+        sync_on_compute=False,  # under DDP rank 0 evaluates alone: no collective with idle ranks
     ).to(device)
 
 

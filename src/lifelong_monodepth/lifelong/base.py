@@ -3,6 +3,11 @@
 The sequence runner calls ``on_stage_start`` / ``on_stage_end`` around each stage's fit; the
 LightningModule calls ``extra_loss`` on every training step and adds (and logs, by name)
 what each strategy returns. The training loop itself is never copied.
+
+A strategy that needs other images through the shared encoder (replay) does not encode them
+itself: it returns them from ``step_inputs``, the module encodes them together with the current
+batch in one pass (``training/fused.py``) and passes their fused features to ``extra_loss`` as
+``features`` (same keys). A strategy that returns no inputs gets the three-argument call.
 """
 
 from __future__ import annotations
@@ -75,8 +80,19 @@ class LifelongStrategy(pl.Callback):
     def on_stage_end(self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule) -> None:
         """Called after the stage's fit, before its checkpoint is written."""
 
+    def step_inputs(self, module: LifelongDepthModule, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Image batches (on the module's device) this step needs through the shared encoder, by name."""
+        return {}
+
     def extra_loss(
-        self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor
+        self,
+        module: LifelongDepthModule,
+        batch: Mapping[str, Any],
+        fused: Tensor,
+        features: Mapping[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
-        """Loss terms added to the current-domain loss, keyed by a loggable name."""
+        """Loss terms added to the current-domain loss, keyed by a loggable name.
+
+        ``fused``: the current batch's fused features; ``features``: those of ``step_inputs``.
+        """
         return {}

@@ -46,7 +46,11 @@ class DistillationCallback(LifelongStrategy):
         self.teacher = freeze(copy.deepcopy(module.net)) if self.old_domains else None
 
     def extra_loss(
-        self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor
+        self,
+        module: LifelongDepthModule,
+        batch: Mapping[str, Any],
+        fused: Tensor,
+        features: Mapping[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         if self.teacher is None:
             return {}
@@ -80,7 +84,14 @@ class DistillationCallback(LifelongStrategy):
 
 
 def freeze(net: MultiDomainDepthNet) -> MultiDomainDepthNet:
-    """Eval mode (BN uses running statistics) and no gradients."""
+    """Eval mode (BN uses running statistics), no gradients, and its own (eager) forward.
+
+    A deep copy of a module compiled in place (``model.compile``) would still call the original's
+    compiled graph, i.e. the student: the copy drops it.
+    """
+    for module in net.modules():
+        if getattr(module, "_compiled_call_impl", None) is not None:
+            module._compiled_call_impl = None
     net.eval()
     for parameter in net.parameters():
         parameter.requires_grad_(False)

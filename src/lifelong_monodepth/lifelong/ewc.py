@@ -77,7 +77,11 @@ class EWCCallback(LifelongStrategy):
             self.anchor[name] = params[name].detach().clone()
 
     def extra_loss(
-        self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor
+        self,
+        module: LifelongDepthModule,
+        batch: Mapping[str, Any],
+        fused: Tensor,
+        features: Mapping[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         if not self.fisher:
             return {}

@@ -110,6 +110,7 @@ class ReplayCallback(LifelongStrategy):
         self._drawn: dict[str, int] = {}
         self._pending: dict[str, tuple[int, int]] = {}
         self.last_batches: dict[str, dict[str, Any]] = {}
+        self._step_batches: dict[str, dict[str, Any]] = {}
 
     @property
     def required_splits(self) -> tuple[str, ...]:
@@ -153,9 +154,13 @@ class ReplayCallback(LifelongStrategy):
         from lifelong_monodepth.data.sampling import EpochIndexedDataset, EpochSeededSampler
 
         dataset = EpochIndexedDataset([self._datasets[letter]])
-        sampler = EpochSeededSampler(len(dataset), self.seed * 7919 + ord(letter))
+        # DDP: every rank draws its share of one global replay batch (see EpochSeededSampler).
+        replicas, rank = self._replicas
+        sampler = EpochSeededSampler(
+            len(dataset), self.seed * 7919 + ord(letter), num_replicas=replicas, rank=rank
+        )
         sampler.set_epoch(pass_index)
-        batch_size = min(self.batch_size, len(dataset))
+        batch_size = min(self.batch_size, len(sampler))
         sampler.resume_from(pass_index, skip * batch_size)
         self._passes[letter], self._drawn[letter] = pass_index, skip
         # An explicit generator keeps the global RNG untouched (DataLoader draws a base seed from it).
@@ -183,22 +188,46 @@ class ReplayCallback(LifelongStrategy):
         self._drawn[letter] += 1
         return batch
 
-    def extra_loss(
-        self, module: LifelongDepthModule, batch: Mapping[str, Any], fused: Tensor
-    ) -> dict[str, Tensor]:
-        terms: dict[str, Tensor] = {}
+    def step_inputs(self, module: LifelongDepthModule, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Draws this step's replay batch of every old domain; the module encodes them with the current."""
+        self._step_batches = {}
         for letter in self._datasets:
             replay = self.next_batch(letter)
-            if replay is None:
-                continue
-            self.last_batches[letter] = replay
-            images = replay["image"].to(module.device)
-            out = module.net(images, domains=[letter])
+            if replay is not None:
+                self._step_batches[letter] = replay
+        self.last_batches.update(self._step_batches)
+        return {
+            letter: replay["image"].to(module.device, non_blocking=True)
+            for letter, replay in self._step_batches.items()
+        }
+
+    @property
+    def _replicas(self) -> tuple[int, int]:
+        trainer = getattr(self, "_trainer", None)
+        return (int(trainer.world_size), int(trainer.global_rank)) if trainer is not None else (1, 0)
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._trainer = trainer
+
+    def extra_loss(
+        self,
+        module: LifelongDepthModule,
+        batch: Mapping[str, Any],
+        fused: Tensor,
+        features: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        terms: dict[str, Tensor] = {}
+        for letter, replay in self._step_batches.items():
+            if features is not None and letter in features:
+                replay_fused = features[letter]
+            else:  # called on its own: encode here
+                replay_fused = module.net.encode(replay["image"].to(module.device))
+            out = module.net.run_heads(replay_fused, [letter])
             loss = uncertainty_depth_loss(
                 out.depth[letter],
                 out.log_var[letter],
-                replay["depth"].to(module.device),
-                replay["mask"].to(module.device),
+                replay["depth"].to(module.device, non_blocking=True),
+                replay["mask"].to(module.device, non_blocking=True),
             )
             terms[f"replay_{letter}"] = self.weight_for(letter, self.learned) * loss
         return terms

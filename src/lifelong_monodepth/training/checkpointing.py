@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import signal
 from collections.abc import Mapping, Sequence
@@ -32,8 +34,15 @@ __all__ = [
 
 
 def save_checkpoint_atomic(trainer: pl.Trainer, path: str | Path) -> Path:
-    """``trainer.save_checkpoint`` to a temporary file, then rename: never a half-written file."""
-    return atomic_write(path, lambda tmp: trainer.save_checkpoint(tmp, weights_only=False))
+    """``trainer.save_checkpoint`` to a temporary file, then rename: never a half-written file.
+
+    Under DDP the call is collective (every rank gathers its callbacks' state and waits at a
+    barrier) and rank 0 alone writes and renames.
+    """
+    if trainer.is_global_zero:
+        return atomic_write(path, lambda tmp: trainer.save_checkpoint(tmp, weights_only=False))
+    trainer.save_checkpoint(path, weights_only=False)  # rank > 0: takes part, writes nothing
+    return Path(path)
 
 
 def write_stage_files(
@@ -98,6 +107,11 @@ class PreemptionGuard:
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         log.warning("SIGTERM received: saving a checkpoint as soon as possible, then stopping.")
         self.received = True
+        from lifelong_monodepth.training.distributed import CHILD_PIDS
+
+        for pid in CHILD_PIDS:  # DDP ranks this process started stop with it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 class ResumeCheckpoint(pl.Callback):
@@ -136,7 +150,10 @@ class ResumeCheckpoint(pl.Callback):
     ) -> None:
         _set_consumed(trainer, batch_idx + 1)
         step = trainer.global_step
-        if self.sigterm_received:
+        stop = self.sigterm_received
+        if trainer.world_size > 1:  # a SIGTERM on any rank stops every rank after the same step
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
             save_checkpoint_atomic(trainer, self.path)
             raise PreemptedError(
                 f"Stopped by SIGTERM at step {step} with a checkpoint in {self.path}; continue with the same "

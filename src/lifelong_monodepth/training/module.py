@@ -15,6 +15,7 @@ from torch import Tensor
 from lifelong_monodepth.data.domain import DomainConfig
 from lifelong_monodepth.lifelong.base import LifelongStrategy
 from lifelong_monodepth.models.network import MultiDomainDepthNet, NetOutput
+from lifelong_monodepth.training.fused import encode_batches, stack_is_exact
 from lifelong_monodepth.training.losses import uncertainty_depth_loss, upsample_to
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ class LifelongDepthModule(pl.LightningModule):
         freeze_old_head_bn: bool = True,
         max_bad_steps: int = 10,
         freeze_shared_bn: str = "none",
+        fused_step: bool = True,
+        channels_last: bool = False,
+        compile: bool | Mapping[str, Any] = False,
+        matmul_precision: str | None = None,
     ) -> None:
         super().__init__()
         if freeze_shared_bn not in FREEZE_SHARED_BN:
@@ -65,6 +70,11 @@ class LifelongDepthModule(pl.LightningModule):
         self.selector_state: dict[str, Any] = {}
         self.bad_steps = 0
         self.bad_steps_total = 0
+        self.overflow_steps = 0  # fp16 loss-scaler overflows: skipped by the scaler, not bad steps
+        self.step_samples = 0  # images through the encoder in the last step (current + replay)
+        self._step_terms: dict[str, Tensor] = {}
+        self._step_batch_size = 0
+        self.compiled = False
         self._val_metrics: dict[str, Any] = {}
 
     # ---------------------------------------------------------------------------- domains
@@ -131,6 +141,17 @@ class LifelongDepthModule(pl.LightningModule):
                     module.eval()
         return self
 
+    def setup(self, stage: str) -> None:
+        """Device tuning from the config: channels_last weights, TF32, ``torch.compile`` (model.compile)."""
+        if self.hparams.get("channels_last", False):
+            self.net.to(memory_format=torch.channels_last)
+        if self.hparams.get("matmul_precision") and torch.cuda.is_available():
+            torch.set_float32_matmul_precision(self.hparams.matmul_precision)
+        if self.hparams.get("compile", False):
+            from lifelong_monodepth.models.compile import compile_network
+
+            self.compiled = compile_network(self.net, self.hparams.compile)
+
     def on_train_start(self) -> None:
         # Evaluation between stages calls ``net.train()``, which bypasses this class's ``train()``.
         self.train()
@@ -157,27 +178,86 @@ class LifelongDepthModule(pl.LightningModule):
             )
         return torch.stack(losses).mean()
 
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor | None:
-        fused = self.net.encode(batch["image"])
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        """Current loss plus every strategy's terms, with one fused encoder pass (``training/fused.py``).
+
+        No host synchronisation here: whether the loss is finite is decided, together with the
+        gradients, by one check in :meth:`on_before_optimizer_step`.
+        """
+        requests = [(strategy, strategy.step_inputs(self, batch)) for strategy in self.strategies()]
+        images = [batch["image"], *(x for _, inputs in requests for x in inputs.values())]
+        encoded = self.encode_step(images)
+        fused = encoded[0]
         terms = {"depth": self.current_loss(batch, fused)}
-        for strategy in self.strategies():
-            terms.update(strategy.extra_loss(self, batch, fused))
+        position = 1
+        for strategy, inputs in requests:
+            if inputs:
+                features = dict(zip(inputs, encoded[position : position + len(inputs)], strict=True))
+                position += len(inputs)
+                terms.update(strategy.extra_loss(self, batch, fused, features))
+            else:
+                terms.update(strategy.extra_loss(self, batch, fused))
         total = torch.stack(list(terms.values())).sum()
-        batch_size = batch["image"].shape[0]
-        if not torch.isfinite(total):
-            return self._bad_step(f"non-finite loss ({ {k: float(v) for k, v in terms.items()} })")
-        self.bad_steps = 0
-        for name, value in terms.items():
-            self.log(f"train/{name}", value.detach(), batch_size=batch_size)
-        self.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
+        self.step_samples = sum(int(x.shape[0]) for x in images)
+        self._step_batch_size = int(batch["image"].shape[0])
+        self._step_terms = {name: value.detach() for name, value in terms.items()}
+        self._step_terms["loss"] = total.detach()
         return total
 
+    def encode_step(self, images: Sequence[Tensor]) -> list[Tensor]:
+        """Fused features of the step's batches: stacked per input size unless ``fused_step=false``."""
+        fuse = bool(self.hparams.get("fused_step", True))
+        if self.hparams.get("channels_last", False):
+            images = [x.contiguous(memory_format=torch.channels_last) for x in images]
+        if getattr(self, "compiled", False):  # a compiled graph cannot take the per-segment BatchNorm
+            return encode_batches(self.net, images, fuse=fuse and stack_is_exact(self.net), segment_bn=False)
+        return encode_batches(self.net, images, fuse=fuse)
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip a step with a non-finite loss or gradient: one device-side check, one synchronisation.
+
+        Under fp16 mixed precision the loss scaler produces infinite gradients while it calibrates;
+        it skips those steps itself and lowers its scale, so they are counted apart
+        (``overflow_steps``), never as bad steps. Only a non-finite loss, or a non-finite gradient
+        without a scaler, is a bad step.
+        """
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads and not all(torch.isfinite(g).all() for g in grads):
+        terms = getattr(self, "_step_terms", None) or {}
+        loss = terms.get("loss")
+        flags = torch.stack(
+            [
+                torch.isfinite(loss)
+                if loss is not None
+                else torch.ones((), dtype=torch.bool, device=self.device),
+                torch.isfinite(torch.nn.utils.get_total_norm(grads)).to(self.device)
+                if grads
+                else torch.ones((), dtype=torch.bool, device=self.device),
+            ]
+        ).tolist()  # the one host synchronisation of the step
+        loss_finite, grads_finite = flags
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if loss_finite and not grads_finite and scaler is not None:
+            self.overflow_steps += 1  # the scaler skips this step and halves its scale
+        elif not (loss_finite and grads_finite):
             for p in self.parameters():
                 p.grad = None  # Adam skips parameters without a gradient: the step becomes a no-op
-            self._bad_step("non-finite gradient")
+            reason = (
+                f"non-finite loss ({ {k: float(v) for k, v in terms.items() if k != 'loss'} })"
+                if not loss_finite
+                else "non-finite gradient"
+            )
+            self._bad_step(reason)
+            return
+        self.bad_steps = 0
+        self._log_step_terms(terms)
+
+    def _log_step_terms(self, terms: Mapping[str, Tensor]) -> None:
+        batch_size = self._step_batch_size
+        sync = self.trainer.world_size > 1  # DDP: every rank logs the mean over ranks
+        for name, value in terms.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size, sync_dist=sync)
+        if self.overflow_steps:
+            self.log("train/scaler_overflow_steps", float(self.overflow_steps))
 
     def _bad_step(self, reason: str) -> None:
         self.bad_steps += 1
@@ -189,7 +269,6 @@ class LifelongDepthModule(pl.LightningModule):
                 f"{self.bad_steps} consecutive training steps had a {reason}. Lower the learning rate "
                 "(optimizer.lr), check the data for corrupt depth, or raise max_bad_steps."
             )
-        return None
 
     # ------------------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:

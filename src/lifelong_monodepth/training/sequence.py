@@ -48,8 +48,10 @@ from lifelong_monodepth.training.checkpointing import (
     remove_training_state,
     write_stage_files,
 )
+from lifelong_monodepth.training.distributed import is_global_zero, launch_ranks
 from lifelong_monodepth.training.module import LifelongDepthModule
 from lifelong_monodepth.training.order import resolve_order, stage_names
+from lifelong_monodepth.training.timing import RunTiming, StageTimer
 from lifelong_monodepth.utils.io import write_json
 from lifelong_monodepth.utils.run_info import run_metadata, write_run_info
 
@@ -64,6 +66,7 @@ class SequenceResult:
     stages: list[Stage]
     checkpoints: dict[str, Path] = field(default_factory=dict)
     table: ResultsTable | None = None
+    timing: RunTiming | None = None
 
 
 def _container(node: Any) -> Any:
@@ -124,6 +127,10 @@ def build_module(cfg: DictConfig) -> LifelongDepthModule:
         freeze_old_head_bn=bool(model.get("freeze_old_head_bn", True)),
         max_bad_steps=int(model.get("max_bad_steps", 10)),
         freeze_shared_bn=str(model.get("freeze_shared_bn", "none")),
+        fused_step=bool(model.get("fused_step", True)),
+        channels_last=bool(model.get("channels_last", False)),
+        compile=_container(model.get("compile", False)),
+        matmul_precision=model.get("matmul_precision"),
     )
 
 
@@ -179,6 +186,9 @@ class SequenceRunner:
         )
         self.table.meta = run_metadata(cfg)
         self.guard = PreemptionGuard()
+        self.rank_zero = is_global_zero()  # DDP: rank 0 alone evaluates and writes the run's files
+        self.timing = RunTiming(self.results_dir)
+        self.timer = StageTimer()
 
     # --------------------------------------------------------------------------- helpers
     def _callbacks(self, stage: Stage) -> list[pl.Callback]:
@@ -187,7 +197,8 @@ class SequenceRunner:
         ]
         every = int((self.cfg.get("checkpoint") or {}).get("every_n_steps", 0))
         resume = ResumeCheckpoint(self.stage_resume_path(stage), every_n_steps=every, guard=self.guard)
-        return [*self.strategies, *standard, resume]
+        self.timer = StageTimer()
+        return [*self.strategies, *standard, resume, self.timer]
 
     def stage_checkpoint(self, stage: Stage) -> Path:
         return self.ckpt_dir / f"{stage.name}.ckpt"
@@ -311,6 +322,14 @@ class SequenceRunner:
         self.table.add_stage(stage_name, results)
         return results
 
+    def evaluate_stage(self, stage: Stage) -> None:
+        """Rank 0 evaluates every domain after a stage (timed) and saves the matrix."""
+        letters = self.order if self.evaluation.get("evaluate_unseen", True) else stage.seen
+        with self.timing.evaluation(stage.name, self.module):
+            self.evaluate(stage.name, letters)
+        self.table.save(self.results_dir)
+        self.timing.save()
+
     def evaluate_reference(self) -> None:
         """An untrained model (fresh heads on the initial encoder): the floor every stage must beat."""
         if "init" in self.table.stages or not self.evaluation.get("reference_init", True):
@@ -365,19 +384,21 @@ class SequenceRunner:
             default_root_dir=str(self.output_dir),
         )
         trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=ckpt_path)
-        self.tracker.stage_trained(stage, trainer)
+        self.timing.record_training(stage.name, self.timer)
         for strategy in self.strategies:
             strategy.on_stage_end(stage, self.module, self.datamodule)
         self.module.mark_learned(stage.current)
-        self.fit_selector()
-        write_stage_files(
-            self.module,
-            self.strategies,
-            self.stage_checkpoint(stage),
-            training_state_path(self.ckpt_dir / "resume", stage.name),
-            self.stage_info(stage),
-        )
-        if resume_path.is_file():
+        if self.rank_zero:  # DDP: the ranks hold the same weights; one writes the stage's files
+            self.tracker.stage_trained(stage, trainer)
+            self.fit_selector()
+            write_stage_files(
+                self.module,
+                self.strategies,
+                self.stage_checkpoint(stage),
+                training_state_path(self.ckpt_dir / "resume", stage.name),
+                self.stage_info(stage),
+            )
+        if self.rank_zero and resume_path.is_file():
             resume_path.unlink()
 
     def run(self) -> SequenceResult:
@@ -387,10 +408,11 @@ class SequenceRunner:
     def _run(self) -> SequenceResult:
         result = SequenceResult(self.output_dir, self.order, self.stages)
         self.check_resume()
-        write_json(self.output_dir / "run_manifest.json", self.manifest())
-        write_run_info(self.output_dir, self.cfg)
-        self.tracker.start()
-        self.evaluate_reference()
+        if self.rank_zero:
+            write_json(self.output_dir / "run_manifest.json", self.manifest())
+            write_run_info(self.output_dir, self.cfg)
+            self.tracker.start()
+            self.evaluate_reference()
         for stage in self.stages:
             checkpoint = self.stage_checkpoint(stage)
             if checkpoint.is_file():
@@ -401,12 +423,11 @@ class SequenceRunner:
                     "Stage %d/%d: learning %s", stage.index + 1, len(self.stages), "".join(stage.current)
                 )
                 self.run_stage(stage)
-                self.report_skipped()
-            if stage.name not in self.table.stages:
-                letters = self.order if self.evaluation.get("evaluate_unseen", True) else stage.seen
-                self.evaluate(stage.name, letters)
+                if self.rank_zero:
+                    self.report_skipped()
+            if self.rank_zero and stage.name not in self.table.stages:
+                self.evaluate_stage(stage)
                 attach_results(checkpoint, results_from_rows(self.table.rows, stage.name))
-                self.table.save(self.results_dir)
                 self.tracker.stage_evaluated(stage, self.table, self.module, self.datamodule, checkpoint)
             result.checkpoints[stage.name] = checkpoint
             if self.guard.received and stage is not self.stages[-1]:
@@ -414,13 +435,17 @@ class SequenceRunner:
                     f"Stopped by SIGTERM after stage {stage.name} (finished: {checkpoint}); continue with "
                     f"the same command plus resume={self.output_dir}"
                 )
+        result.table, result.timing = self.table, self.timing
+        if not self.rank_zero:
+            return result
         self.table.finalise(self.results_dir)
+        self.timing.add_to_summary(self.table.summary, self.results_dir / "summary.json")
         if not (self.cfg.get("checkpoint") or {}).get("keep_training_state", False):
             remove_training_state(self.ckpt_dir / "resume")
         self.tracker.finished(self.table)
-        result.table = self.table
         return result
 
 
 def run_sequence(cfg: DictConfig) -> SequenceResult:
+    launch_ranks(cfg)  # trainer=ddp on one node: the other ranks start here, once
     return SequenceRunner(cfg).run()

@@ -1,0 +1,51 @@
+"""Timing that means something on CPU and GPU: warm-up, synchronised clocks, medians."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Budget:
+    """How long to warm up and how many timed repeats: more on CUDA (kernel selection, caches)."""
+
+    warmup: int
+    repeats: int
+
+    @classmethod
+    def for_device(cls, device: torch.device, quick: bool) -> Budget:
+        if device.type == "cuda":
+            return cls(warmup=10 if quick else 25, repeats=20 if quick else 50)
+        return cls(warmup=1 if quick else 3, repeats=3 if quick else 7)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, budget: Budget) -> float:
+    """Median wall time of ``fn`` after ``budget.warmup`` untimed calls; CUDA work is waited for."""
+    for _ in range(budget.warmup):
+        fn()
+    synchronize(device)
+    samples = []
+    for _ in range(budget.repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def median_interval(stamps: list[float], skip: int) -> float:
+    """Median gap between consecutive time stamps, ignoring the first ``skip`` (warm-up) gaps."""
+    gaps = [b - a for a, b in zip(stamps[:-1], stamps[1:], strict=True)][skip:]
+    if not gaps:
+        raise ValueError("not enough timed steps: raise --steps")
+    return statistics.median(gaps)

@@ -1,0 +1,229 @@
+"""Training figures: the Lightning loop against a hand-written loop, and stage-3 / stage-1 step cost."""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from timing_utils import Budget, median_interval, median_seconds
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class StepStamps:
+    """Lightning callback: a clock read at the end of every training batch (CUDA work waited for)."""
+
+    def __new__(cls, device: torch.device, stamps: list[float]):
+        import pytorch_lightning as pl
+
+        class _Stamps(pl.Callback):
+            def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                stamps.append(time.perf_counter())
+
+        return _Stamps()
+
+
+def _runner(workdir: Path, args: Any, device: torch.device, steps: int):
+    """A SequenceRunner at the start of stage NK (replay memory of N, distillation teacher), run.py's path."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import compose_config, make_domain
+
+    size = tuple(args.train_size)
+    count = max(args.batch * steps, 2 * args.replay_batch)
+    domains = {
+        "N": make_domain(workdir, "N", size=size, count=count),
+        "K": make_domain(workdir, "K", size=size, count=count, depth_scale=256.0, max_depth=80.0),
+    }
+    gpu = device.type == "cuda"
+    overrides = [
+        "order=NK",
+        f"trainer={'gpu' if gpu else 'cpu'}",
+        "trainer.max_epochs=1",
+        f"trainer.limit_train_batches={steps}",
+        "trainer.limit_val_batches=0",
+        "trainer.log_every_n_steps=10",
+        "logger=csv",
+        "callbacks=none",
+        "checkpoint.every_n_steps=0",
+        f"data.batch_size={args.batch}",
+        "data.val_fraction=0.1",
+        f"strategy.callbacks.replay.batch_size={args.replay_batch}",
+        f"model.net.encoder.backbone={args.backbone}",
+        "model.net.encoder.pretrained=false",
+        "benchmark.generate=false",
+        "evaluation.reference_init=false",
+    ]
+    runner_cfg = compose_config(workdir / "run", overrides, domains)
+    from lifelong_monodepth.training.sequence import SequenceRunner
+
+    runner = SequenceRunner(runner_cfg)
+    first, second = runner.stages
+    runner.prepare_stage(first)
+    for strategy in runner.strategies:
+        strategy.on_stage_start(first, runner.module, runner.datamodule)
+        strategy.on_stage_end(first, runner.module, runner.datamodule)
+    runner.module.mark_learned(first.current)
+    runner.prepare_stage(second)
+    for strategy in runner.strategies:
+        strategy.on_stage_start(second, runner.module, runner.datamodule)
+    return runner, second
+
+
+def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Budget) -> dict[str, float]:
+    """Samples/s of one stage with replay and distillation: Lightning (run.py's Trainer) vs a bare loop.
+
+    Both use the same model, batches (the DataModule's loader, the replay memory), losses, fused
+    encoder pass, gradient clipping and precision; each is timed as the median gap between
+    consecutive step ends after warm-up, so data loading and everything the loop does count.
+    """
+    from hydra.utils import instantiate
+
+    from lifelong_monodepth.lifelong.distillation import DistillationCallback
+    from lifelong_monodepth.lifelong.replay import ReplayCallback
+    from lifelong_monodepth.training.fused import encode_batches
+    from lifelong_monodepth.training.losses import distillation_loss, uncertainty_depth_loss
+
+    steps = budget.warmup + budget.repeats + 1
+    runner, stage = _runner(workdir, args, device, steps)
+    start_state = copy.deepcopy(runner.module.state_dict())
+    stamps: list[float] = []
+    trainer = instantiate(
+        runner.cfg.trainer,
+        callbacks=[*runner._callbacks(stage), StepStamps(device, stamps)],
+        logger=runner._loggers(stage) or False,
+        default_root_dir=str(runner.output_dir),
+        enable_progress_bar=False,
+    )
+    trainer.fit(runner.module, datamodule=runner.datamodule)
+    lightning = median_interval(stamps, budget.warmup)
+    samples = args.batch + args.replay_batch
+
+    # The hand-written loop: same state, same strategies' data, no framework.
+    module = runner.module
+    module.load_state_dict(start_state)
+    module.to(device).train()
+    replay = next(s for s in runner.strategies if isinstance(s, ReplayCallback))
+    distill = next(s for s in runner.strategies if isinstance(s, DistillationCallback))
+    replay.on_stage_start(stage, module, runner.datamodule)
+    teacher = distill.teacher.to(device)
+    net = module.net
+    optimizer = torch.optim.Adam(net.parameters(), lr=float(runner.cfg.model.optimizer.lr))
+    precision = str(runner.cfg.trainer.precision)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.startswith("bf16"))
+    clip = runner.cfg.trainer.get("gradient_clip_val")
+    hand: list[float] = []
+    loader = runner.datamodule.train_dataloader()
+    for i, batch in enumerate(loader):
+        if i >= steps:
+            break
+        images = batch["image"].to(device, non_blocking=True)
+        depth, mask = batch["depth"].to(device), batch["mask"].to(device)
+        old = replay.next_batch("N")
+        with autocast:
+            encoded = encode_batches(net, [images, old["image"].to(device, non_blocking=True)])
+            out = net.run_heads(encoded[0], ["K", "N"])
+            rep = net.run_heads(encoded[1], ["N"])
+            with torch.no_grad():
+                target = teacher(images, domains=["N"])
+        loss = uncertainty_depth_loss(out.depth["K"], out.log_var["K"], depth, mask)
+        loss = loss + replay.weight * uncertainty_depth_loss(
+            rep.depth["N"], rep.log_var["N"], old["depth"].to(device), old["mask"].to(device)
+        )
+        loss = loss + distill.weight * distillation_loss(
+            out.depth["N"], out.log_var["N"], target.depth["N"], target.log_var["N"]
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), float(clip))
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        hand.append(time.perf_counter())
+    hand_seconds = median_interval(hand, budget.warmup)
+    return {
+        "lightning_step_s": lightning,
+        "hand_step_s": hand_seconds,
+        "lightning_samples_per_s": samples / lightning,
+        "hand_samples_per_s": samples / hand_seconds,
+        "lightning_over_hand": hand_seconds / lightning,
+    }
+
+
+def stage_ratio(args: Any, device: torch.device, budget: Budget) -> dict[str, float]:
+    """One training step of stage 1 (current loss) and stage 3 (+2 replay batches, +distillation of 2 heads).
+
+    The module's own ``training_step`` (fused encoder pass) with the real replay and distillation
+    strategies; the replay batches come from memory so only the step is timed.
+    """
+    import pytorch_lightning as pl
+
+    from lifelong_monodepth.lifelong.distillation import DistillationCallback, freeze
+    from lifelong_monodepth.lifelong.replay import ReplayCallback
+    from lifelong_monodepth.models.encoder import Encoder
+    from lifelong_monodepth.models.network import MultiDomainDepthNet
+    from lifelong_monodepth.training.module import LifelongDepthModule
+
+    size = tuple(args.train_size)
+    net = MultiDomainDepthNet(Encoder(args.backbone, pretrained=False))
+    for letter, top in (("N", 10.0), ("K", 80.0), ("S", 6.0)):
+        net.add_domain(letter, 0.1, top)
+    module = LifelongDepthModule(net).to(device)
+    batch_size, replay_size = args.batch, args.replay_batch
+    batch = {
+        "image": torch.rand(batch_size, 3, *size, device=device),
+        "depth": torch.rand(batch_size, 1, *size, device=device) * 5 + 0.5,
+        "domain": ["S"] * batch_size,
+    }
+    batch["mask"] = batch["depth"] > 0
+    memory = {
+        letter: {
+            "image": torch.rand(replay_size, 3, *size),
+            "depth": torch.rand(replay_size, 1, *size) * 5 + 0.5,
+        }
+        for letter in "NK"
+    }
+    for item in memory.values():
+        item["mask"] = item["depth"] > 0
+
+    class MemoryReplay(ReplayCallback):
+        def next_batch(self, letter: str) -> dict[str, Any]:
+            return memory[letter]
+
+    replay = MemoryReplay(batch_size=replay_size, weight=1.0)
+    replay._datasets = {"N": None, "K": None}  # type: ignore[dict-item]
+    distill = DistillationCallback(weight=1.0)
+    distill.old_domains = ["N", "K"]
+    distill.teacher = freeze(copy.deepcopy(module.net))
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
+    figures = {}
+    for stage, strategies in (("stage1", []), ("stage3", [replay, distill])):
+        module.trainer = pl.Trainer(
+            accelerator=device.type,
+            devices=1,
+            callbacks=list(strategies),
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        module.set_current(["S"])
+        module.train()
+
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            module.training_step(batch, 0).backward()
+            optimizer.step()
+
+        figures[f"{stage}_step_s"] = median_seconds(step, device, budget)
+    figures["stage3_over_stage1"] = figures["stage3_step_s"] / figures["stage1_step_s"]
+    # Images through the encoder with gradients (current + 2 replay batches) over stage 1's; the
+    # frozen teacher's forward pass over the current batch comes on top.
+    figures["stage3_images_ratio"] = (batch_size + 2 * replay_size) / batch_size
+    return figures

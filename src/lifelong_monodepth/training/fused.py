@@ -1,0 +1,102 @@
+"""The fused training step: one shared-encoder pass over the current batch and every replay batch.
+
+A step of stage 3 used to run the encoder three times (current batch, then each old domain's
+replay batch): three sets of small kernels where one set over the stacked images does the same
+arithmetic. :func:`encode_batches` stacks every batch of one input size and encodes the stack
+once, then hands back one slice per batch.
+
+BatchNorm is the one layer that couples the images of a batch: in training mode it normalises
+with the batch's statistics. So that the fused step computes exactly what separate passes did,
+:func:`per_segment_batch_norm` makes training-mode BatchNorm normalise (and update its running
+statistics) segment by segment during the fused pass. The convolutions, which are the cost, run
+once over the stack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lifelong_monodepth.models.network import MultiDomainDepthNet
+
+
+@contextlib.contextmanager
+def per_segment_batch_norm(sizes: Sequence[int]) -> Iterator[None]:
+    """Training-mode BatchNorm inside the block uses each segment's own statistics.
+
+    ``sizes`` are the batch sizes stacked along dimension 0. A call whose batch is not the stack
+    (or in eval mode) is passed through unchanged. Running statistics are updated once per
+    segment, in stack order: the same as separate passes in that order.
+    """
+    sizes = [int(s) for s in sizes]
+    total = sum(sizes)
+    original: Callable[..., Tensor] = F.batch_norm
+
+    def batch_norm(
+        input: Tensor,
+        running_mean: Tensor | None,
+        running_var: Tensor | None,
+        weight: Tensor | None = None,
+        bias: Tensor | None = None,
+        training: bool = False,
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+    ) -> Tensor:
+        if not training or len(sizes) < 2 or input.shape[0] != total:
+            return original(input, running_mean, running_var, weight, bias, training, momentum, eps)
+        return torch.cat(
+            [
+                original(part, running_mean, running_var, weight, bias, training, momentum, eps)
+                for part in input.split(sizes)
+            ]
+        )
+
+    F.batch_norm = batch_norm  # nn.BatchNorm2d and timm's BatchNormAct2d look it up at call time
+    try:
+        yield
+    finally:
+        F.batch_norm = original
+
+
+def encode_batches(
+    net: MultiDomainDepthNet, batches: Sequence[Tensor], fuse: bool = True, segment_bn: bool = True
+) -> list[Tensor]:
+    """Fused features of every batch, with one encoder pass per distinct input size.
+
+    ``fuse=False`` runs one pass per batch (the reference the fused step is tested against).
+    ``segment_bn=False`` lets BatchNorm see the whole stack (used under ``torch.compile``, where
+    stacking is only done when no shared BatchNorm is in training mode, see :func:`stack_is_exact`).
+    """
+    if not fuse:
+        return [net.encode(images) for images in batches]
+    out: list[Tensor | None] = [None] * len(batches)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, images in enumerate(batches):
+        groups.setdefault((tuple(images.shape[1:]), images.dtype, images.device), []).append(i)
+    for members in groups.values():
+        if len(members) == 1:
+            out[members[0]] = net.encode(batches[members[0]])
+            continue
+        sizes = [batches[i].shape[0] for i in members]
+        stacked = torch.cat([batches[i] for i in members])
+        context = per_segment_batch_norm(sizes) if segment_bn else contextlib.nullcontext()
+        with context:
+            fused = net.encode(stacked)
+        for i, part in zip(members, fused.split(sizes), strict=True):
+            out[i] = part
+    return [features for features in out if features is not None]
+
+
+def stack_is_exact(net: MultiDomainDepthNet) -> bool:
+    """True when no shared BatchNorm is in training mode: a plain stacked pass is then exact."""
+    return not any(
+        module.training
+        for part in (net.encoder, net.fusion)
+        for module in part.modules()
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+    )
