@@ -89,7 +89,7 @@ def _check_sweep(sweep: Path) -> None:
         assert run.group == sweep.name and run.job_type == "lifelong" and run.exit_code == 0
         assert run.name == f"{order}-lifelong-s42" and run.tags[:2] == [order, "lifelong"]
         assert run.config["strategy.name"] == "lifelong" and run.config["seed"] == 42
-        assert run.config["trainer.max_epochs"] == 1 and run.config["selector.name"] == "prototype"
+        assert run.config["trainer.max_epochs"] == 1 and run.config["selector.name"] == "mahalanobis"
         assert "resolved_config.yaml" in run.files
         # eval/* per stage on the `stage` axis: init, first, second stage
         assert run.metrics["eval/*"] == "stage" and run.column("stage") == [0, 1, 2]
