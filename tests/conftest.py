@@ -98,25 +98,25 @@ def compose_config(output_dir: Path, overrides: list[str], domains: dict[str, Do
         cfg = compose("config", overrides=[f"paths.output_dir={output_dir}", *overrides])
     if domains is not None:
         with open_dict(cfg):
-            cfg.domains = OmegaConf.create(
-                {
-                    letter: {
-                        "letter": d.letter,
-                        "name": d.name,
-                        "root": str(d.root),
-                        "index": {k: str(v) for k, v in d.index.items()},
-                        "depth_scale": d.depth_scale,
-                        "min_depth": d.min_depth,
-                        "max_depth": d.max_depth,
-                        "input_size": list(d.input_size),
-                        "eval_crop": d.eval_crop,
-                        "augment": d.augment,
-                        **_real_data_options(d),
-                    }
-                    for letter, d in domains.items()
-                }
-            )
+            cfg.domains = OmegaConf.create({letter: domain_node(d) for letter, d in domains.items()})
     return cfg
+
+
+def domain_node(d: DomainConfig) -> dict:
+    """A domain as its YAML under conf/domains/ would give it (for composed configs and benchmark files)."""
+    return {
+        "letter": d.letter,
+        "name": d.name,
+        "root": str(d.root),
+        "index": {k: str(v) for k, v in d.index.items()},
+        "depth_scale": d.depth_scale,
+        "min_depth": d.min_depth,
+        "max_depth": d.max_depth,
+        "input_size": list(d.input_size),
+        "eval_crop": d.eval_crop,
+        "augment": d.augment,
+        **_real_data_options(d),
+    }
 
 
 def _real_data_options(d: DomainConfig) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import FAST_OVERRIDES, ROOT, compose_config, tiny_domains_at
+from conftest import FAST_OVERRIDES, ROOT, compose_config, domain_node, tiny_domains_at
 from lifelong_monodepth.evaluation.evaluate import DomainEvaluation
 from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.tracking.lifelong_metrics import flatten_summary, stage_metrics
@@ -38,21 +38,7 @@ def _finished_runs(directory: Path, count: int) -> list:
 
 def _tiny_benchmark(directory: Path, data: Path) -> Path:
     """A `benchmark=tiny` config group file holding the tiny test domains (for run.py subprocesses)."""
-    domains = {
-        letter: {
-            "letter": d.letter,
-            "name": d.name,
-            "root": str(d.root),
-            "index": {k: str(v) for k, v in d.index.items()},
-            "depth_scale": d.depth_scale,
-            "min_depth": d.min_depth,
-            "max_depth": d.max_depth,
-            "input_size": list(d.input_size),
-            "eval_crop": d.eval_crop,
-            "augment": [],
-        }
-        for letter, d in tiny_domains_at(data).items()
-    }
+    domains = {letter: domain_node(d) for letter, d in tiny_domains_at(data).items()}
     path = directory / "benchmark" / "tiny.yaml"
     path.parent.mkdir(parents=True)
     body = {"domains": domains, "benchmark": {"name": "tiny", "generate": False}}
