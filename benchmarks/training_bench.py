@@ -93,10 +93,12 @@ def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Bu
     runner, stage = _runner(workdir, args, device, steps)
     start_state = copy.deepcopy(runner.module.state_dict())
     stamps: list[float] = []
+    loggers = runner.tracker.loggers(stage)  # the run's own loggers and callbacks, as run.py sets them up
+    callbacks = runner.tracker.fit_callbacks(runner._callbacks(stage), loggers)
     trainer = instantiate(
         runner.cfg.trainer,
-        callbacks=[*runner._callbacks(stage), StepStamps(device, stamps)],
-        logger=runner._loggers(stage) or False,
+        callbacks=[*callbacks, StepStamps(device, stamps)],
+        logger=loggers or False,
         default_root_dir=str(runner.output_dir),
         enable_progress_bar=False,
     )
