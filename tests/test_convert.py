@@ -59,7 +59,7 @@ def test_every_tensor_lands_and_outputs_match_the_reference(original: dict, tmp_
         tmp_path / "eval", [*FAST_OVERRIDES, "mode=test", f"ckpt={out}"], tiny_domains_at(tmp_path / "data")
     )
     summary = execute(cfg)
-    assert set(summary["selector_comparison"]) == {"prototype", "classifier", "uncertainty"}
+    assert set(summary["selector_comparison"]) == {"mahalanobis", "prototype", "classifier", "uncertainty"}
     assert all(math.isfinite(summary["final"][letter]["prior"]["rmse"]) for letter in "NK")
 
 

@@ -58,6 +58,8 @@ def test_three_prepares_then_nks_training_and_paper_test(
     assert prepare(["scannet", "--source", str(data / "scannet"), "--train-stride", "6", *small]) == 0
     for name in ("nyu", "kitti", "scannet"):
         assert all((index / name / f"{split}.csv").is_file() for split in ("train", "val", "test", "replay"))
+    # The release's 8-bit training maps are read through the per-row scale (255 = 10 m).
+    assert (index / "nyu" / "train.csv").read_text().splitlines()[0] == "rgb,depth,depth_scale"
 
     tiny = [
         "benchmark=real",
