@@ -132,7 +132,10 @@ def test_wandb_sweep_files_drive_run_py_with_valid_hydra_overrides(tmp_path: Pat
         ("data.eval_batch_size=-2", "data.eval_batch_size=-2: must be an integer ≥ 1"),
         ("strategy.callbacks.replay.weight=-1", "strategy.callbacks.replay.weight=-1: a loss weight"),
         ("strategy.callbacks.distillation.position_weights=[1,-3]", "distillation.position_weights[1]=-3"),
-        ("selector.name=nearest", "selector.name='nearest': must be one of mahalanobis, prototype, classifier"),
+        (
+            "selector.name=nearest",
+            "selector.name='nearest': must be one of mahalanobis, prototype, classifier, uncertainty",
+        ),
         ("evaluation.protocol=eigen", "evaluation.protocol='eigen': must be one of standard, paper"),
         ("strategy.callbacks.replay.source=disk", "strategy.callbacks.replay: replay source must be one of"),
         ("order=NKX", "Unknown domain letter(s) 'X'"),
