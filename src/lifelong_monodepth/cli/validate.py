@@ -94,7 +94,7 @@ def _rules() -> list[tuple[str, Check]]:
         ("trainer.gradient_clip_val", optional(number_at_least(0))),
         ("data.batch_size", int_at_least(1)),
         ("data.eval_batch_size", int_at_least(1)),
-        ("data.num_workers", int_at_least(0)),
+        ("data.num_workers", lambda v: None if v == "auto" else int_at_least(0, " or 'auto'")(v)),
         ("data.on_error", one_of(ON_ERROR)),
         ("data.val_fraction", lambda v: None if _is_number(v) and 0 <= v < 1 else "must be in [0, 1)"),
         ("checkpoint.every_n_steps", int_at_least(0, " (0: epoch ends only)")),
