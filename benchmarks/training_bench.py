@@ -32,7 +32,7 @@ class StepStamps:
 def _runner(workdir: Path, args: Any, device: torch.device, steps: int):
     """A SequenceRunner at the start of stage NK (replay memory of N, distillation teacher), run.py's path."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import compose_config, make_domain
+    from conftest import compose_config, enter_second_stage, make_domain
 
     size = tuple(args.train_size)
     count = max(args.batch * steps, 2 * args.replay_batch)
@@ -63,16 +63,7 @@ def _runner(workdir: Path, args: Any, device: torch.device, steps: int):
     from lifelong_monodepth.training.sequence import SequenceRunner
 
     runner = SequenceRunner(runner_cfg)
-    first, second = runner.stages
-    runner.prepare_stage(first)
-    for strategy in runner.strategies:
-        strategy.on_stage_start(first, runner.module, runner.datamodule)
-        strategy.on_stage_end(first, runner.module, runner.datamodule)
-    runner.module.mark_learned(first.current)
-    runner.prepare_stage(second)
-    for strategy in runner.strategies:
-        strategy.on_stage_start(second, runner.module, runner.datamodule)
-    return runner, second
+    return runner, enter_second_stage(runner)
 
 
 def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Budget) -> dict[str, float]:

@@ -218,3 +218,18 @@ class RecordBatchNormModes(_callback_base()):
                 "heads": {letter: training(head) for letter, head in net.heads.items()},
             }
         )
+
+
+def enter_second_stage(runner):
+    """Advance a ``SequenceRunner`` to its second stage without training the first (strategies and
+    heads as after stage 1): the state a replay + distillation step is measured or tested in."""
+    first, second = runner.stages
+    runner.prepare_stage(first)
+    for strategy in runner.strategies:
+        strategy.on_stage_start(first, runner.module, runner.datamodule)
+        strategy.on_stage_end(first, runner.module, runner.datamodule)
+    runner.module.mark_learned(first.current)
+    runner.prepare_stage(second)
+    for strategy in runner.strategies:
+        strategy.on_stage_start(second, runner.module, runner.datamodule)
+    return second

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FAST_OVERRIDES, compose_config
+from conftest import FAST_OVERRIDES, compose_config, enter_second_stage
 
 
 def _stage_two(tmp_path: Path, tiny_domains, extra: list[str] | None = None):
@@ -17,15 +17,7 @@ def _stage_two(tmp_path: Path, tiny_domains, extra: list[str] | None = None):
 
     overrides = [*FAST_OVERRIDES, "order=NK", *(extra or [])]
     runner = SequenceRunner(compose_config(tmp_path / "run", overrides, tiny_domains))
-    first, second = runner.stages
-    runner.prepare_stage(first)
-    for strategy in runner.strategies:
-        strategy.on_stage_start(first, runner.module, runner.datamodule)
-        strategy.on_stage_end(first, runner.module, runner.datamodule)
-    runner.module.mark_learned(first.current)
-    runner.prepare_stage(second)
-    for strategy in runner.strategies:
-        strategy.on_stage_start(second, runner.module, runner.datamodule)
+    enter_second_stage(runner)
     # Move the student off its teacher: at the very start they agree exactly, and the L1 distillation
     # gradient would be the sign of floating-point noise.
     with torch.no_grad():
