@@ -68,10 +68,18 @@ def test_fused_step_equals_separate_passes(tmp_path: Path, tiny_domains, freeze:
         torch.testing.assert_close(terms_f[name], terms_u[name], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(loss_f, loss_u, rtol=1e-5, atol=1e-6)
     assert grads_f.keys() == grads_u.keys() and any("encoder" in n for n in grads_f)
-    for name in grads_f:  # relative to the tensor's norm: BatchNorm backward cancels large terms
-        # (in float64 the two steps agree to 1e-14; float32 leaves ~1e-5 of summation-order noise)
-        error = (grads_f[name] - grads_u[name]).norm() / grads_u[name].norm().clamp_min(1e-12)
+    # Relative to the tensor's norm: BatchNorm backward cancels large terms (in float64 the two steps
+    # agree to 1e-14; float32 leaves ~1e-5 of summation-order noise). A tensor whose gradient is
+    # zero up to that noise (e.g. a BatchNorm shift followed by conv + BatchNorm: ~1e-5 against a
+    # median norm of ~5) has no meaningful relative error, so the floor is 1 % of the median norm;
+    # the whole gradient vector must agree as well.
+    norms = torch.stack([g.norm() for g in grads_u.values()])
+    floor = 1e-2 * norms.median()
+    for name in grads_f:
+        error = (grads_f[name] - grads_u[name]).norm() / torch.maximum(grads_u[name].norm(), floor)
         assert error < 1e-3, (name, float(error))
+    total = torch.cat([(grads_f[n] - grads_u[n]).flatten() for n in grads_u]).norm() / norms.norm()
+    assert total < 1e-5, float(total)
     for name in stats_f:  # running statistics updated per batch, as by separate passes
         torch.testing.assert_close(stats_f[name], stats_u[name], rtol=1e-5, atol=1e-6, msg=name)
 
