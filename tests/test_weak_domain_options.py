@@ -223,11 +223,26 @@ def test_options_survive_checkpoints_and_a_mid_stage_resume(tmp_path: Path, tiny
         assert a.keys() == b.keys() and any(".sets.K." in k for k in a) == (name == "NK")
         for key in a:
             assert torch.equal(a[key], b[key]), key
+    with pytest.raises(ConfigError, match="its model.net.fusion.domain_bn is affine, this run uses off"):
+        run_sequence(compose_config(out, [*overrides, "model.net.fusion.domain_bn=false"], tiny_domains))
     module = load_module(out / "checkpoints" / "NK.ckpt")
     assert module.hparams.head_warmup_steps == 2 and module.net.domain_bn
     images = torch.rand(1, 3, 32, 64)
     with torch.no_grad():
-        torch.testing.assert_close(module.predict_depth(images, "N"), module.net(images, ["N"]).depth["N"])
+        own = module.net.heads["N"](module.net.encode(images, "N"))[0]
+        torch.testing.assert_close(module.predict_depth(images, "N"), own)
+    # Inference: a forced head reads its own set; automatic routing reads the shared map, then the head's own.
+    import numpy as np
+
+    from lifelong_monodepth.inference.loading import load_model
+    from lifelong_monodepth.inference.predictor import DepthPredictor
+
+    model = load_model(out / "checkpoints" / "NK.ckpt")
+    image = images[0].permute(1, 2, 0).numpy().astype(np.float32)
+    auto = DepthPredictor(model, device="cpu", compile=False)([image])[0]
+    forced = DepthPredictor(model, domain=auto.domain, device="cpu", compile=False)([image])[0]
+    assert forced.depth.shape == auto.depth.shape == (32, 64)
+    np.testing.assert_allclose(auto.depth, forced.depth, rtol=1e-5, atol=1e-6)
 
 
 class RecordSchedule(pl.Callback):
@@ -238,7 +253,7 @@ class RecordSchedule(pl.Callback):
 
 
 class Crash(pl.Callback):
-    """Fails after stage NK's second (warm-up) step: the resumable checkpoint holds step 1, inside the warm-up."""
+    """Fails after stage NK's second step: the resumable checkpoint holds step 1, inside the warm-up."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.current == ["K"] and trainer.global_step >= 2:
@@ -281,7 +296,7 @@ def test_config_validation_names_the_new_keys(tmp_path: Path, tiny_domains) -> N
 
 
 def test_position_weights_reach_the_newest_old_domain(tmp_path: Path, tiny_domains) -> None:
-    """Distillation's position_weights: stage S of NKS weighs N by [0] and K (the newest old domain) by [1]."""
+    """position_weights in stage S of NKS: N weighs [0], K (the newest old domain) [1]."""
     from lifelong_monodepth.lifelong.distillation import DistillationCallback
 
     both = DistillationCallback(weight=1.0, position_weights=[10, 100])

@@ -150,9 +150,8 @@ class LifelongDepthModule(pl.LightningModule):
             for module in part.modules():
                 if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                     module.eval()
-        if (
-            self.hparams.freeze_old_head_bn
-        ):  # old domains' fusion BatchNorm sets (domain_bn), like their heads
+        if self.hparams.freeze_old_head_bn:
+            # Old domains' fusion BatchNorm sets (model.net.fusion.domain_bn), like their heads.
             freeze_other_domains(self.net.fusion, keep=self.current)
         return self
 
@@ -190,9 +189,8 @@ class LifelongDepthModule(pl.LightningModule):
             rows = torch.tensor(
                 [i for i, value in enumerate(letters) if value == letter], device=fused.device
             )
-            out = self.net.run_heads(
-                fused.index_select(0, rows), [letter]
-            )  # domain_bn: fused per row's domain
+            # With domain_bn, ``fused`` was fused row by row under each row's own domain set.
+            out = self.net.run_heads(fused.index_select(0, rows), [letter])
             losses.append(
                 uncertainty_depth_loss(
                     out.depth[letter],

@@ -38,6 +38,7 @@ from lifelong_monodepth.evaluation.evaluate import (
 from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.evaluation.selector_fit import fit_selector_from_data
 from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
+from lifelong_monodepth.models.domain_norm import domain_bn_mode
 from lifelong_monodepth.models.selection import DomainSelector, SelectorOptions
 from lifelong_monodepth.tracking import Tracker
 from lifelong_monodepth.training.checkpointing import (
@@ -287,6 +288,13 @@ class SequenceRunner:
                 )
             if saved != wanted:
                 problems.append(f"its backbone is {saved}, this run uses {wanted}")
+            fusion = checkpoint.get("hyper_parameters", {}).get("net", {}).get("fusion") or {}
+            saved_bn = domain_bn_mode(fusion.get("domain_bn", False))
+            wanted_bn = domain_bn_mode(
+                (_container(self.cfg.model.net).get("fusion") or {}).get("domain_bn", False)
+            )
+            if saved_bn != wanted_bn:
+                problems.append(f"its model.net.fusion.domain_bn is {saved_bn}, this run uses {wanted_bn}")
             if problems:
                 raise ConfigError(
                     f"Cannot resume in {self.output_dir}: checkpoint {path.name} does not match this run "
