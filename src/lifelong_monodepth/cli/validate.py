@@ -223,6 +223,9 @@ def _schedule_problems(cfg: DictConfig) -> list[str]:
     try:
         letters = list(domains_from_config(cfg.domains))
         order = resolve_order(str(cfg.order), letters, Path(cfg.paths.conf_dir) / "orders")
+    except LifelongDepthError:
+        return []  # reported once, by the order check
+    try:
         StageSchedule.from_config(node, 1 if strategy.get("joint", False) else len(order))
     except LifelongDepthError as err:
         return [str(err)]
