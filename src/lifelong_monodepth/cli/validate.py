@@ -79,6 +79,7 @@ def _rules() -> list[tuple[str, Check]]:
     """(key, check): keys absent from the config are skipped (a trimmed config stays valid)."""
     from lifelong_monodepth.data.dataset import ON_ERROR
     from lifelong_monodepth.evaluation.metrics import PROTOCOLS
+    from lifelong_monodepth.models.domain_norm import DOMAIN_BN_MODES
     from lifelong_monodepth.models.selection import SELECTORS
     from lifelong_monodepth.training.module import FREEZE_SHARED_BN
 
@@ -101,6 +102,8 @@ def _rules() -> list[tuple[str, Check]]:
         ("model.optimizer.lr", positive_number()),
         ("model.max_bad_steps", int_at_least(1)),
         ("model.freeze_shared_bn", one_of(FREEZE_SHARED_BN)),
+        ("model.head_warmup_steps", int_at_least(0, " (optimiser steps of the new head alone; 0: off)")),
+        ("model.net.fusion.domain_bn", lambda v: None if v is False else one_of(DOMAIN_BN_MODES)(v)),
         ("selector.name", one_of((*SELECTORS, "none"))),
         ("selector.grid", int_at_least(1)),
         ("selector.max_images", int_at_least(1)),
@@ -198,7 +201,35 @@ def config_problems(cfg: DictConfig) -> list[str]:
         wrong = check(value)
         if wrong:
             problems.append(f"{key}={value!r}: {wrong}")
-    return problems + _order_problems(cfg) + _path_problems(cfg) + _strategy_problems(cfg)
+    return (
+        problems
+        + _order_problems(cfg)
+        + _schedule_problems(cfg)
+        + _path_problems(cfg)
+        + _strategy_problems(cfg)
+    )
+
+
+def _schedule_problems(cfg: DictConfig) -> list[str]:
+    """``stage_schedule`` lists: one valid entry per stage of the order (training/stage_schedule.py)."""
+    from lifelong_monodepth.data.domain import domains_from_config
+    from lifelong_monodepth.training.order import resolve_order
+    from lifelong_monodepth.training.stage_schedule import StageSchedule
+
+    node = _get(cfg, "stage_schedule")
+    if node is MISSING or node is None or "order" not in cfg or not cfg.get("domains"):
+        return []
+    strategy = cfg.get("strategy") or {}
+    try:
+        letters = list(domains_from_config(cfg.domains))
+        order = resolve_order(str(cfg.order), letters, Path(cfg.paths.conf_dir) / "orders")
+    except LifelongDepthError:
+        return []  # reported once, by the order check
+    try:
+        StageSchedule.from_config(node, 1 if strategy.get("joint", False) else len(order))
+    except LifelongDepthError as err:
+        return [str(err)]
+    return []
 
 
 def validate_config(cfg: DictConfig) -> None:

@@ -101,15 +101,22 @@ def evaluate_domain(
         if limit_batches is not None and batch_index >= limit_batches:
             break
         images = batch["image"].to(module.device)
-        fused = net.encode(images)
+        features, size = net.features(images), (images.shape[-2] // 2, images.shape[-1] // 2)
+        fused = net.fuse(features, size)  # the pre-domain map (with domain_bn: the shared BatchNorm set)
         if prior is not None:
-            score_batch(prior, net.run_heads(fused, [letter]).depth[letter], batch, paper_eval)
+            own = net.fuse(features, size, letter) if net.domain_bn else fused
+            score_batch(prior, net.run_heads(own, [letter]).depth[letter], batch, paper_eval)
         if auto is not None:
             routing = selector.route(net, fused)
             chosen = routing.letters
             for head in dict.fromkeys(chosen):
                 rows = [i for i, c in enumerate(chosen) if c == head]
-                out = net.run_heads(fused.index_select(0, torch.tensor(rows, device=images.device)), [head])
+                index = torch.tensor(rows, device=images.device)
+                if net.domain_bn:  # the chosen head reads the map fused under its own set
+                    part = net.fuse([f.index_select(0, index) for f in features], size, head)
+                else:
+                    part = fused.index_select(0, index)
+                out = net.run_heads(part, [head])
                 score_batch(auto, out.depth[head], batch, paper_eval, rows=rows)
             result.true += [letter] * len(chosen)
             result.chosen += chosen

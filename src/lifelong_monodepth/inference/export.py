@@ -62,8 +62,12 @@ class ExportedDepthNet(nn.Module):
         self.letters = list(letters)
 
     def forward(self, images: Tensor, domain_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        fused = self.net.encode(images)
-        outputs = [self.net.heads[letter](fused) for letter in self.letters]
+        if getattr(self.net, "domain_bn", False):  # each head reads the map fused under its own BatchNorm set
+            out = self.net(images, self.letters)
+            outputs = [(out.depth[letter], out.log_var[letter]) for letter in self.letters]
+        else:
+            fused = self.net.encode(images)
+            outputs = [self.net.heads[letter](fused) for letter in self.letters]
         if len(outputs) == 1:
             depth, log_var = outputs[0]
         else:

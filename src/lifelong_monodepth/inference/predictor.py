@@ -128,8 +128,13 @@ class DepthPredictor:
         batch = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
         return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
 
-    def encode(self, images: Sequence[np.ndarray], size: tuple[int, int]) -> Tensor:
+    def encode(
+        self, images: Sequence[np.ndarray], size: tuple[int, int], domain: str | None = None
+    ) -> Tensor:
+        """Fused map; ``domain`` picks the fusion BatchNorm set of a network with ``domain_bn`` (eager)."""
         x = self._batch(images, size)
+        if domain is not None and self.net.domain_bn:
+            return self.net.encode(x, domain)
         if not self.compiled:
             return self.net.encode(x)
         try:
@@ -163,7 +168,7 @@ class DepthPredictor:
         with self._autocast():
             if self.forced:
                 size = self.model.domains[self.forced].input_size
-                run_head(self.forced, list(range(n)), self.encode(images, size))
+                run_head(self.forced, list(range(n)), self.encode(images, size, self.forced))
             else:
                 groups: dict[tuple[int, int], list[int]] = {}
                 for i, image in enumerate(images):
@@ -177,10 +182,11 @@ class DepthPredictor:
                     for letter in dict.fromkeys(routing.letters):
                         picked = [j for j, chosen in enumerate(routing.letters) if chosen == letter]
                         own = self.model.domains[letter].input_size
-                        if tuple(own) == tuple(size):
+                        if tuple(own) == tuple(size) and not self.net.domain_bn:
                             part = fused[torch.tensor(picked, device=fused.device)]
                         else:
-                            part = self.encode([images[rows[j]] for j in picked], own)
+                            # domain_bn: a second pass fuses under the chosen head's BatchNorm set
+                            part = self.encode([images[rows[j]] for j in picked], own, letter)
                         run_head(letter, [rows[j] for j in picked], part)
         results = []
         for i, image in enumerate(images):

@@ -24,6 +24,10 @@ class DistillationCallback(LifelongStrategy):
     On the current batch, each old head's depth and log-variance are pulled to the frozen
     teacher's (median-normalised L1, weighted per domain). ``feature_weight > 0`` also keeps
     the fused feature map close to the teacher's (mean squared error).
+
+    With per-domain fusion BatchNorm (``model.net.fusion.domain_bn``) teacher and student run each
+    old head on the map fused under that head's own set (the encoder pass is shared), and the
+    feature term averages over the old domains' maps.
     """
 
     def __init__(
@@ -57,7 +61,7 @@ class DistillationCallback(LifelongStrategy):
         self.teacher.to(fused.device)
         with torch.no_grad():
             target = self.teacher(batch["image"], domains=self.old_domains)
-        student = module.net.run_heads(fused, self.old_domains)
+        student = module.heads_on_batch(batch["image"], fused, self.old_domains)
         terms = {
             f"distill_{letter}": self.weight_for(letter, self.old_domains)
             * distillation_loss(
@@ -65,7 +69,19 @@ class DistillationCallback(LifelongStrategy):
             )
             for letter in self.old_domains
         }
-        if self.feature_weight > 0:
+        if self.feature_weight > 0 and student.fused_by_domain:
+            terms["distill_features"] = (
+                self.feature_weight
+                * torch.stack(
+                    [
+                        feature_distillation_loss(
+                            student.fused_by_domain[letter], target.fused_by_domain[letter]
+                        )
+                        for letter in self.old_domains
+                    ]
+                ).mean()
+            )
+        elif self.feature_weight > 0:
             terms["distill_features"] = self.feature_weight * feature_distillation_loss(fused, target.fused)
         return terms
 

@@ -221,7 +221,7 @@ class ReplayCallback(LifelongStrategy):
             if features is not None and letter in features:
                 replay_fused = features[letter]
             else:  # called on its own: encode here
-                replay_fused = module.net.encode(replay["image"].to(module.device))
+                replay_fused = module.net.encode(replay["image"].to(module.device), letter)
             out = module.net.run_heads(replay_fused, [letter])
             loss = uncertainty_depth_loss(
                 out.depth[letter],

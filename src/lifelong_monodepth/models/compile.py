@@ -80,7 +80,7 @@ class HeadPredictor(nn.Module):
         self.letter = letter
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.net.heads[self.letter](self.net.encode(images))[0]
+        return self.net.heads[self.letter](self.net.encode(images, self.letter))[0]
 
 
 def compiled_predictor(net: MultiDomainDepthNet, letter: str, mode: str | None = None) -> nn.Module:

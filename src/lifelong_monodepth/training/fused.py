@@ -100,3 +100,58 @@ def stack_is_exact(net: MultiDomainDepthNet) -> bool:
         for module in part.modules()
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
     )
+
+
+def encoder_features(
+    net: MultiDomainDepthNet, batches: Sequence[Tensor], fuse: bool = True, segment_bn: bool = True
+) -> list[list[Tensor]]:
+    """Encoder feature levels of every batch (no fusion), stacked like :func:`encode_batches`."""
+    if not fuse:
+        return [net.features(images) for images in batches]
+    out: list[list[Tensor] | None] = [None] * len(batches)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, images in enumerate(batches):
+        groups.setdefault((tuple(images.shape[1:]), images.dtype, images.device), []).append(i)
+    for members in groups.values():
+        if len(members) == 1:
+            out[members[0]] = net.features(batches[members[0]])
+            continue
+        sizes = [batches[i].shape[0] for i in members]
+        context = per_segment_batch_norm(sizes) if segment_bn else contextlib.nullcontext()
+        with context:
+            levels = net.features(torch.cat([batches[i] for i in members]))
+        parts = [level.split(sizes) for level in levels]
+        for k, i in enumerate(members):
+            out[i] = [part[k] for part in parts]
+    return [features for features in out if features is not None]
+
+
+def half_size(images: Tensor) -> tuple[int, int]:
+    """The fused map's size for an input batch (half resolution)."""
+    return (images.shape[-2] // 2, images.shape[-1] // 2)
+
+
+def encode_split(
+    net: MultiDomainDepthNet,
+    batches: Sequence[Tensor],
+    domains: Sequence[str | Sequence[str] | None],
+    fuse: bool = True,
+    segment_bn: bool = True,
+    frozen: str = "none",
+) -> tuple[list[Tensor], list[list[Tensor]]]:
+    """One (stacked) encoder pass, then each batch fused on its own under its domain(s).
+
+    Used when the fusion depends on the domain (``domain_bn``: a stacked fusion pass would mix the
+    domains' BatchNorm sets) and during the head warm-up (``frozen``: ``encoder`` runs the encoder
+    without gradients, ``all`` the fusion too). Returns the fused maps and the encoder features.
+    """
+    no_grad_encoder = torch.no_grad() if frozen in ("encoder", "all") else contextlib.nullcontext()
+    with no_grad_encoder:
+        features = encoder_features(net, batches, fuse=fuse, segment_bn=segment_bn)
+    no_grad_fusion = torch.no_grad() if frozen == "all" else contextlib.nullcontext()
+    with no_grad_fusion:
+        fused = [
+            net.fuse(levels, half_size(images), letters)
+            for levels, images, letters in zip(features, batches, domains, strict=True)
+        ]
+    return fused, features

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,9 +15,11 @@ from torch import Tensor
 
 from lifelong_monodepth.data.domain import DomainConfig
 from lifelong_monodepth.lifelong.base import LifelongStrategy
+from lifelong_monodepth.models.domain_norm import freeze_other_domains
 from lifelong_monodepth.models.network import MultiDomainDepthNet, NetOutput
-from lifelong_monodepth.training.fused import encode_batches, stack_is_exact
+from lifelong_monodepth.training.fused import encode_batches, encode_split, half_size, stack_is_exact
 from lifelong_monodepth.training.losses import uncertainty_depth_loss, upsample_to
+from lifelong_monodepth.training.warmup import frozen_mode, frozen_parts, validate_warmup
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +59,11 @@ class LifelongDepthModule(pl.LightningModule):
         channels_last: bool = False,
         compile: bool | Mapping[str, Any] = False,
         matmul_precision: str | None = None,
+        head_warmup_steps: int = 0,
+        head_warmup_fusion: bool = False,
     ) -> None:
         super().__init__()
+        validate_warmup(head_warmup_steps)
         if freeze_shared_bn not in FREEZE_SHARED_BN:
             raise ValueError(
                 f"model.freeze_shared_bn must be one of {FREEZE_SHARED_BN}, got {freeze_shared_bn!r}"
@@ -76,6 +82,9 @@ class LifelongDepthModule(pl.LightningModule):
         self._step_batch_size = 0
         self.compiled = False
         self._val_metrics: dict[str, Any] = {}
+        self.lr_factor = 1.0  # this stage's learning-rate factor (stage_schedule.lr_factors)
+        self._step_features: tuple[Tensor, list[Tensor], tuple[int, int]] | None = None
+        self._frozen = "none"  # what the head warm-up freezes now (training/warmup.py)
 
     # ---------------------------------------------------------------------------- domains
     def add_domain(self, domain: DomainConfig, reinit: bool = False) -> None:
@@ -135,10 +144,15 @@ class LifelongDepthModule(pl.LightningModule):
             frozen.append(self.net.encoder)
         if shared == "shared":
             frozen.append(self.net.fusion)
+        if self._trainer is not None:
+            frozen += frozen_parts(self)
         for part in frozen:
             for module in part.modules():
                 if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                     module.eval()
+        if self.hparams.freeze_old_head_bn:
+            # Old domains' fusion BatchNorm sets (model.net.fusion.domain_bn), like their heads.
+            freeze_other_domains(self.net.fusion, keep=self.current)
         return self
 
     def setup(self, stage: str) -> None:
@@ -159,6 +173,14 @@ class LifelongDepthModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.train()
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Enter and leave the head warm-up (training/warmup.py) at the step it starts or ends."""
+        mode = frozen_mode(self)
+        if mode != self._frozen:
+            log.info("Head warm-up: shared layers frozen = %s from step %d", mode, self.global_step)
+            self._frozen = mode
+            self.train()
+
     def current_loss(self, batch: Mapping[str, Any], fused: Tensor) -> Tensor:
         """Depth loss of the current domain(s); a mixed (joint) batch is split by domain."""
         letters = list(batch["domain"])
@@ -167,6 +189,7 @@ class LifelongDepthModule(pl.LightningModule):
             rows = torch.tensor(
                 [i for i, value in enumerate(letters) if value == letter], device=fused.device
             )
+            # With domain_bn, ``fused`` was fused row by row under each row's own domain set.
             out = self.net.run_heads(fused.index_select(0, rows), [letter])
             losses.append(
                 uncertainty_depth_loss(
@@ -184,9 +207,16 @@ class LifelongDepthModule(pl.LightningModule):
         No host synchronisation here: whether the loss is finite is decided, together with the
         gradients, by one check in :meth:`on_before_optimizer_step`.
         """
-        requests = [(strategy, strategy.step_inputs(self, batch)) for strategy in self.strategies()]
+        frozen = frozen_mode(self)  # head warm-up: replay and distillation are skipped (training/warmup.py)
+        strategies = self.strategies() if frozen == "none" else []
+        requests = [(strategy, strategy.step_inputs(self, batch)) for strategy in strategies]
         images = [batch["image"], *(x for _, inputs in requests for x in inputs.values())]
-        encoded = self.encode_step(images)
+        # Each batch's domain(s), for the fusion's per-domain BatchNorm: replay inputs are keyed by letter.
+        domains = [
+            list(batch["domain"]),
+            *(k if k in self.net.heads else None for _, i in requests for k in i),
+        ]
+        encoded = self.encode_step(images, domains, frozen, current=batch["image"])
         fused = encoded[0]
         terms = {"depth": self.current_loss(batch, fused)}
         position = 1
@@ -204,14 +234,48 @@ class LifelongDepthModule(pl.LightningModule):
         self._step_terms["loss"] = total.detach()
         return total
 
-    def encode_step(self, images: Sequence[Tensor]) -> list[Tensor]:
-        """Fused features of the step's batches: stacked per input size unless ``fused_step=false``."""
+    def encode_step(
+        self,
+        images: Sequence[Tensor],
+        domains: Sequence[Any] | None = None,
+        frozen: str = "none",
+        current: Tensor | None = None,
+    ) -> list[Tensor]:
+        """Fused features of the step's batches: stacked per input size unless ``fused_step=false``.
+
+        With per-domain fusion BatchNorm, or a warm-up that trains the fusion, the encoder pass is
+        stacked and each batch is fused under its own domain(s); the current batch's encoder
+        features are kept for :meth:`heads_on_batch`. ``frozen`` (head warm-up) drops gradients.
+        """
         fuse = bool(self.hparams.get("fused_step", True))
         if self.hparams.get("channels_last", False):
             images = [x.contiguous(memory_format=torch.channels_last) for x in images]
-        if getattr(self, "compiled", False):  # a compiled graph cannot take the per-segment BatchNorm
-            return encode_batches(self.net, images, fuse=fuse and stack_is_exact(self.net), segment_bn=False)
-        return encode_batches(self.net, images, fuse=fuse)
+        compiled = getattr(self, "compiled", False)  # a compiled graph cannot take the per-segment BatchNorm
+        fuse = fuse and stack_is_exact(self.net) if compiled else fuse
+        self._step_features = None
+        if self.net.domain_bn or frozen == "encoder":
+            fused, features = encode_split(
+                self.net, images, domains or [None] * len(images), fuse, not compiled, frozen
+            )
+            if current is not None:
+                self._step_features = (current, features[0], half_size(images[0]))
+            return fused
+        with torch.no_grad() if frozen == "all" else contextlib.nullcontext():
+            return encode_batches(self.net, images, fuse=fuse, segment_bn=not compiled)
+
+    def heads_on_batch(self, images: Tensor, fused: Tensor, letters: Sequence[str]) -> NetOutput:
+        """Heads ``letters`` on a batch whose (current-domain) fused map is ``fused``.
+
+        Without ``domain_bn`` every head reads ``fused``. With it each head reads the map fused
+        under its own BatchNorm set: from the step's encoder features when ``images`` is the
+        step's current batch, else from a fresh encoder pass.
+        """
+        if not self.net.domain_bn:
+            return self.net.run_heads(fused, letters)
+        if self._step_features is not None and self._step_features[0] is images:
+            _, features, size = self._step_features
+            return self.net.run_domains(features, size, list(letters))
+        return self.net(images, list(letters))
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Skip a step with a non-finite loss or gradient: one device-side check, one synchronisation.
@@ -305,6 +369,10 @@ class LifelongDepthModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = instantiate(self.hparams.optimizer or DEFAULT_OPTIMIZER)(params)
+        for (
+            group
+        ) in optimizer.param_groups:  # per-stage factor (stage_schedule.lr_factors), before the scheduler
+            group["lr"] *= float(self.lr_factor)
         if not self.hparams.scheduler:
             return optimizer
         scheduler = instantiate(self.hparams.scheduler)(optimizer)

@@ -38,6 +38,7 @@ from lifelong_monodepth.evaluation.evaluate import (
 from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.evaluation.selector_fit import fit_selector_from_data
 from lifelong_monodepth.lifelong.base import LifelongStrategy, Stage
+from lifelong_monodepth.models.domain_norm import domain_bn_mode
 from lifelong_monodepth.models.selection import DomainSelector, SelectorOptions
 from lifelong_monodepth.tracking import Tracker
 from lifelong_monodepth.training.checkpointing import (
@@ -51,6 +52,7 @@ from lifelong_monodepth.training.checkpointing import (
 from lifelong_monodepth.training.distributed import is_global_zero, launch_ranks
 from lifelong_monodepth.training.module import LifelongDepthModule
 from lifelong_monodepth.training.order import resolve_order, stage_names
+from lifelong_monodepth.training.stage_schedule import StageSchedule
 from lifelong_monodepth.training.timing import RunTiming, StageTimer
 from lifelong_monodepth.utils.io import write_json
 from lifelong_monodepth.utils.run_info import run_metadata, write_run_info
@@ -131,6 +133,8 @@ def build_module(cfg: DictConfig) -> LifelongDepthModule:
         channels_last=bool(model.get("channels_last", False)),
         compile=_container(model.get("compile", False)),
         matmul_precision=model.get("matmul_precision"),
+        head_warmup_steps=int(model.get("head_warmup_steps", 0) or 0),
+        head_warmup_fusion=bool(model.get("head_warmup_fusion", False)),
     )
 
 
@@ -178,6 +182,7 @@ class SequenceRunner:
         eval_split = evaluation_options(self.evaluation)["split"]
         self.datamodule.check_index_files(self.order, ["train", "val", eval_split, *required])
         self.stages = plan_stages(self.order, bool(cfg.strategy.get("joint", False)))
+        self.schedule = StageSchedule.from_config(_container(cfg.get("stage_schedule")), len(self.stages))
         self.table = ResultsTable.load_or_new(
             self.results_dir,
             order=self.order,
@@ -283,6 +288,13 @@ class SequenceRunner:
                 )
             if saved != wanted:
                 problems.append(f"its backbone is {saved}, this run uses {wanted}")
+            fusion = checkpoint.get("hyper_parameters", {}).get("net", {}).get("fusion") or {}
+            saved_bn = domain_bn_mode(fusion.get("domain_bn", False))
+            wanted_bn = domain_bn_mode(
+                (_container(self.cfg.model.net).get("fusion") or {}).get("domain_bn", False)
+            )
+            if saved_bn != wanted_bn:
+                problems.append(f"its model.net.fusion.domain_bn is {saved_bn}, this run uses {wanted_bn}")
             if problems:
                 raise ConfigError(
                     f"Cannot resume in {self.output_dir}: checkpoint {path.name} does not match this run "
@@ -377,11 +389,13 @@ class SequenceRunner:
             ckpt_path = str(resume_path)
             log.info("Resuming stage %s from %s", stage.name, resume_path)
         loggers = self.tracker.loggers(stage)
+        self.module.lr_factor = self.schedule.lr_factor(stage.index)
         trainer: pl.Trainer = instantiate(
             self.cfg.trainer,
             callbacks=self.tracker.fit_callbacks(self._callbacks(stage), loggers),
             logger=loggers or False,
             default_root_dir=str(self.output_dir),
+            **self.schedule.trainer_overrides(stage.index),
         )
         trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=ckpt_path)
         self.timing.record_training(stage.name, self.timer)
