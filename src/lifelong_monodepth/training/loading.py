@@ -16,6 +16,7 @@ from lifelong_monodepth.training.module import LifelongDepthModule
 
 def load_module(path: str | Path) -> LifelongDepthModule:
     """A stage checkpoint → a ready model, loaded with ``weights_only=True`` (no code runs on load)."""
+    path = Path(path)
     checkpoint = load_checkpoint_file(path)  # clear error for a missing, truncated or unsafe file
     _check_own_checkpoint(path, checkpoint)
     module = LifelongDepthModule.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
