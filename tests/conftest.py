@@ -183,6 +183,15 @@ class SlowSteps(_callback_base()):
         time.sleep(self.seconds)
 
 
+class RecordPid(_callback_base()):
+    """Writes ``<run>/pids/rank<R>`` with this process's id, so a test can signal one DDP rank."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        folder = Path(trainer.default_root_dir) / "pids"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"rank{trainer.global_rank}").write_text(str(os.getpid()))
+
+
 class SigtermAtFitEnd(_callback_base()):
     """Sends SIGTERM to this process when the first stage's training ends (before its evaluation)."""
 

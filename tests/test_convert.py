@@ -12,9 +12,9 @@ from conftest import FAST_OVERRIDES, compose_config, tiny_domains_at
 from lifelong_monodepth.cli.main import execute
 from lifelong_monodepth.convert import ConversionError, main, original_key_map
 from lifelong_monodepth.data.errors import ConfigError
-from lifelong_monodepth.evaluation.test_checkpoint import load_module
 from lifelong_monodepth.models.fusion import MultiScaleFeatureFusion
 from lifelong_monodepth.models.selection import SELECTORS
+from lifelong_monodepth.training.loading import load_module
 from original_reference import OriginalNet, randomise_batchnorm
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)

@@ -89,7 +89,7 @@ def test_truncated_jpeg_is_reported_with_its_name(tmp_path: Path) -> None:
 
 
 def test_foreign_checkpoint_points_to_the_converter(tmp_path: Path) -> None:
-    from lifelong_monodepth.evaluation.test_checkpoint import load_module
+    from lifelong_monodepth.training.loading import load_module
 
     path = tmp_path / "NKS.pth.tar"
     torch.save({"epoch": 20, "state_dict": {"E.conv1.weight": torch.zeros(1)}}, path)

@@ -7,7 +7,7 @@ import torch
 
 from conftest import FAST_OVERRIDES, compose_config
 from lifelong_monodepth.data.errors import ConfigError
-from lifelong_monodepth.evaluation.test_checkpoint import load_module
+from lifelong_monodepth.training.loading import load_module
 from lifelong_monodepth.training.sequence import SequenceRunner, run_sequence
 
 pytestmark = pytest.mark.slow

@@ -56,7 +56,7 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
         log.info("Results: %s", output_dir / "results")
         return result.table.summary
     if cfg.mode == "test":
-        from lifelong_monodepth.evaluation.test_checkpoint import test_checkpoint
+        from lifelong_monodepth.cli.test_mode import test_checkpoint
 
         return test_checkpoint(cfg)
     raise LifelongDepthError(f"Unknown mode={cfg.mode!r}: use mode=train or mode=test.")

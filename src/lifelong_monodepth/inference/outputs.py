@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from lifelong_monodepth.data.depth_io import write_depth_png
+from lifelong_monodepth.utils.figures import pyplot, save_figure
 
 CSV_COLUMNS = (
     "file",
@@ -37,10 +38,7 @@ def save_with_legend(
     path: Path, values: np.ndarray, vmin: float, vmax: float, cmap: str, label: str, title: str = ""
 ) -> None:
     """A colour-mapped image at its own resolution plus a colour bar that names the range (matplotlib)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     height, width = values.shape
     dpi = 100
@@ -53,8 +51,7 @@ def save_with_legend(
     bar = figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
     bar.set_label(label, fontsize=8)
     bar.ax.tick_params(labelsize=7)
-    figure.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.05)
-    plt.close(figure)
+    save_figure(figure, path, dpi=dpi, bbox_inches="tight", pad_inches=0.05)
 
 
 def percentile_range(values: np.ndarray) -> tuple[float, float]:

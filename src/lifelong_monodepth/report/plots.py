@@ -11,15 +11,7 @@ import pandas as pd
 
 from lifelong_monodepth.report.aggregate import mean_matrix
 from lifelong_monodepth.report.runs import Run
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from lifelong_monodepth.utils.figures import pyplot, save_figure
 
 
 def group_label(row: pd.Series, keys: Sequence[str]) -> str:
@@ -40,7 +32,7 @@ def plot_forgetting(frame: pd.DataFrame, keys: Sequence[str], path: Path) -> Pat
     ]
     if not panels:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     many = len(frame) > 12  # e.g. 6 strategies × 6 orders: one line per label, turned upright
     labels = [group_label(row, keys).replace("\n", " " if many else "\n") for _, row in frame.iterrows()]
     strategies = list(dict.fromkeys(frame["strategy"]))
@@ -66,9 +58,7 @@ def plot_forgetting(frame: pd.DataFrame, keys: Sequence[str], path: Path) -> Pat
         ax.set_ylabel(f"{title}\nlower is better")
         ax.set_title(f"mean ± std over runs (n = {', '.join(str(int(n)) for n in sorted(set(frame['n'])))})")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_matrices(groups: Sequence[tuple[str, list[Run]]], path: Path) -> Path | None:
@@ -86,7 +76,7 @@ def plot_matrices(groups: Sequence[tuple[str, list[Run]]], path: Path) -> Path |
         panels.append((label, stats, rows, columns))
     if not panels:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(3, len(panels))
     grid_rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(grid_rows, cols, figsize=(4.2 * cols, 3.4 * grid_rows), squeeze=False)
@@ -108,6 +98,4 @@ def plot_matrices(groups: Sequence[tuple[str, list[Run]]], path: Path) -> Path |
         fig.colorbar(image, ax=ax, label="RMSE (m)")
     fig.suptitle("Lifelong matrix, RMSE with domain prior (mean ± std over runs)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

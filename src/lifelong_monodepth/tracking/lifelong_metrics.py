@@ -20,6 +20,7 @@ import numpy as np
 
 from lifelong_monodepth.evaluation.lifelong_matrix import forgetting
 from lifelong_monodepth.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
+from lifelong_monodepth.utils.figures import pyplot, save_figure
 
 if TYPE_CHECKING:
     from lifelong_monodepth.evaluation.results import ResultsTable
@@ -101,10 +102,7 @@ def flatten_summary(summary: Mapping[str, Any], prefix: str = "") -> dict[str, f
 
 def heatmap_png(table: ResultsTable, path: str | Path, metrics: tuple[str, ...] = ("rmse", "delta1")) -> Path:
     """The lifelong matrix as annotated heatmaps (one per metric), rows = after stage, columns = domain."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 0.6 * len(table.stages) + 1.4))
     for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
@@ -129,8 +127,4 @@ def heatmap_png(table: ResultsTable, path: str | Path, metrics: tuple[str, ...] 
         ax.set_ylabel("after stage")
     fig.suptitle(f"Lifelong matrix, order {''.join(table.order)}, {table.strategy} (green = better)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

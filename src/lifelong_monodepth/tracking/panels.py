@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lifelong_monodepth.utils.figures import pyplot, save_figure
+
 MISSING_COLOUR = "#9e9e9e"
 
 
@@ -87,10 +89,7 @@ def render_panel(
     options: PanelOptions,
 ) -> Path:
     """One PNG: a row per image, columns RGB | ground truth | prediction | uncertainty | error."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     count = len(rows)
     max_error = options.error_fraction * max_depth
@@ -126,8 +125,4 @@ def render_panel(
                 ax.set_title(label, fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)

@@ -19,6 +19,7 @@ from lifelong_monodepth.checkpoint import (
     write_stage_checkpoint,
     write_training_state,
 )
+from lifelong_monodepth.training.distributed import any_rank_stops
 from lifelong_monodepth.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,19 @@ class PreemptionGuard:
             self._installed = False
         return self
 
+    def reclaim(self) -> None:
+        """Take SIGTERM back from Lightning, which installs its own handler when a fit starts.
+
+        Lightning 2.6's handler starts a collective inside the handler (a broadcast from the rank that
+        was signalled, alone), which desynchronises the ranks' collectives and hangs DDP when one rank
+        only is signalled, and its per-step check listens to rank 0's flag only. This guard's flag,
+        reported by every rank after every step (:func:`~.distributed.any_rank_stops`), does neither.
+        Lightning's teardown puts this handler back as it found it.
+        """
+        if self._installed:
+            with contextlib.suppress(ValueError):  # not in the main thread
+                signal.signal(signal.SIGTERM, self._on_sigterm)
+
     def __exit__(self, *exc: object) -> None:
         if self._installed:
             signal.signal(signal.SIGTERM, self._previous)
@@ -138,6 +152,9 @@ class ResumeCheckpoint(pl.Callback):
         if self.guard is None:  # used on its own, outside a SequenceRunner
             self._own_guard = self.guard = PreemptionGuard().__enter__()
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.guard.reclaim()  # after Lightning has installed its SIGTERM handler for this fit
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._own_guard is not None:
             self._own_guard.__exit__()
@@ -150,10 +167,8 @@ class ResumeCheckpoint(pl.Callback):
     ) -> None:
         _set_consumed(trainer, batch_idx + 1)
         step = trainer.global_step
-        stop = self.sigterm_received
-        if trainer.world_size > 1:  # a SIGTERM on any rank stops every rank after the same step
-            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if stop:
+        # Every rank, every step: a SIGTERM on any rank stops every rank after the same step.
+        if any_rank_stops(self.sigterm_received):
             save_checkpoint_atomic(trainer, self.path)
             raise PreemptedError(
                 f"Stopped by SIGTERM at step {step} with a checkpoint in {self.path}; continue with the same "

@@ -49,7 +49,7 @@ from lifelong_monodepth.training.checkpointing import (
     remove_training_state,
     write_stage_files,
 )
-from lifelong_monodepth.training.distributed import is_global_zero, launch_ranks
+from lifelong_monodepth.training.distributed import any_rank_stops, is_global_zero, launch_ranks
 from lifelong_monodepth.training.module import LifelongDepthModule
 from lifelong_monodepth.training.order import resolve_order, stage_names
 from lifelong_monodepth.training.stage_schedule import StageSchedule
@@ -444,7 +444,8 @@ class SequenceRunner:
                 attach_results(checkpoint, results_from_rows(self.table.rows, stage.name))
                 self.tracker.stage_evaluated(stage, self.table, self.module, self.datamodule, checkpoint)
             result.checkpoints[stage.name] = checkpoint
-            if self.guard.received and stage is not self.stages[-1]:
+            # Every rank asks, here (rank 0 after its evaluation): a SIGTERM on any rank stops them all.
+            if stage is not self.stages[-1] and any_rank_stops(self.guard.received):
                 raise PreemptedError(
                     f"Stopped by SIGTERM after stage {stage.name} (finished: {checkpoint}); continue with "
                     f"the same command plus resume={self.output_dir}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lifelong_monodepth.data.prepare.common import PrepareResult, SourceError, format_report, write_result
@@ -114,45 +114,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> PrepareResult:
-    """Dispatch to the dataset's importer (imports stay lazy: h5py only for the labeled NYU set)."""
-    source = args.source.expanduser()
-    common = {"val_fraction": args.val_fraction, "replay": args.replay, "seed": args.seed}
-    if args.dataset == "nyu":
+    """Dispatch to the dataset's importer: each sub-command's options are its keyword arguments
+    (one place names an option: the parser). Options given as text become what the importer takes
+    here, so that a malformed value is reported like any other source error."""
+    options = {k: v for k, v in vars(args).items() if k not in ("dataset", "source", "out")}
+    if args.dataset == "kitti":
+        options["cameras"] = [c.strip() for c in args.cameras.split(",") if c.strip()]
+    if args.dataset == "scannet":
+        from lifelong_monodepth.data.prepare.scannet import parse_scene_range
+
+        options["test_scenes"] = parse_scene_range(args.test_scenes)
+    return _importer(args.dataset)(args.source.expanduser(), **options)
+
+
+def _importer(dataset: str) -> Callable[..., PrepareResult]:
+    """Imported when used: h5py, for instance, only for the labeled NYU set."""
+    if dataset == "nyu":
         from lifelong_monodepth.data.prepare.nyu import prepare_nyu
 
-        return prepare_nyu(
-            source,
-            layout=args.layout,
-            export_dir=args.export_dir,
-            force=args.force,
-            train_depth_scale=args.train_depth_scale,
-            **common,
-        )
-    if args.dataset == "kitti":
+        return prepare_nyu
+    if dataset == "kitti":
         from lifelong_monodepth.data.prepare.kitti import prepare_kitti
 
-        return prepare_kitti(
-            source,
-            split=args.split,
-            raw=args.raw,
-            depth=args.depth,
-            selection=args.selection,
-            train_list=args.train_list,
-            test_list=args.test_list,
-            cameras=[c.strip() for c in args.cameras.split(",") if c.strip()],
-            **common,
-        )
-    from lifelong_monodepth.data.prepare.scannet import parse_scene_range, prepare_scannet
+        return prepare_kitti
+    from lifelong_monodepth.data.prepare.scannet import prepare_scannet
 
-    return prepare_scannet(
-        source,
-        test_scenes=parse_scene_range(args.test_scenes),
-        test_stride=args.test_stride,
-        test_offset=args.test_offset,
-        train_stride=args.train_stride,
-        train_offset=args.train_offset,
-        **common,
-    )
+    return prepare_scannet
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """``python run.py mode=test ckpt=<path>``: evaluate every domain a checkpoint knows.
 
 The checkpoint alone rebuilds the model (domains, depth ranges, normalisation, selector state);
-the configuration only says where each domain's test data lives (``domains.<letter>``).
+the configuration only says where each domain's test data lives (``domains.<letter>``). A command,
+like the training sequence: it sits above both the trained module (``training/``) and the
+evaluation it runs (``evaluation/``), which knows nothing of training.
 """
 
 from __future__ import annotations
@@ -13,47 +15,15 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lifelong_monodepth.checkpoint import load_checkpoint_file
 from lifelong_monodepth.data.domain import domains_from_config
 from lifelong_monodepth.data.errors import ConfigError
 from lifelong_monodepth.evaluation.evaluate import evaluate_domains, evaluation_options, protocol_label
 from lifelong_monodepth.evaluation.results import ResultsTable
 from lifelong_monodepth.models.selection import SELECTORS, DomainSelector, SelectorOptions
-from lifelong_monodepth.training.module import LifelongDepthModule
+from lifelong_monodepth.training.loading import load_module
 from lifelong_monodepth.utils.run_info import run_metadata, write_run_info
 
 log = logging.getLogger(__name__)
-
-
-# Entries every checkpoint of this project has; an original Lifelong-MonoDepth .pth.tar has neither.
-def load_module(path: str | Path) -> LifelongDepthModule:
-    """A stage checkpoint → a ready model, loaded with ``weights_only=True`` (no code runs on load)."""
-    checkpoint = load_checkpoint_file(path)  # clear error for a missing, truncated or unsafe file
-    _check_own_checkpoint(path, checkpoint)
-    module = LifelongDepthModule.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
-    module.eval()
-    return module
-
-
-def _check_own_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
-    """A foreign file (e.g. an original ``NKS.pth.tar``) is refused with what to do, not a KeyError."""
-    if "pytorch-lightning_version" in checkpoint and "lifelong" in checkpoint:
-        return
-    from lifelong_monodepth.convert import looks_original
-
-    if looks_original(checkpoint["state_dict"]):
-        raise ConfigError(
-            f"{path} is not a lifelong-monodepth checkpoint: it is an original Lifelong-MonoDepth "
-            "checkpoint. Convert it first: "
-            f"python -m lifelong_monodepth.convert {path} --domains <letters in learning order, e.g. NKS> "
-            f"--out {path.with_suffix('').with_suffix('.ckpt')}; then mode=test ckpt=<that file>."
-        )
-    raise ConfigError(
-        f"{path} is not a lifelong-monodepth checkpoint (no Lightning version or `lifelong` entry): use a "
-        "stage checkpoint written by run.py (outputs/.../checkpoints/NKS.ckpt), or convert an original "
-        f"Lifelong-MonoDepth file with `python -m lifelong_monodepth.convert {path} --domains NKS "
-        "--out <new>.ckpt`."
-    )
 
 
 def test_checkpoint(cfg: DictConfig) -> dict[str, Any]:
