@@ -192,7 +192,7 @@ def test_domain_bn_training_step_with_replay_and_distillation(tmp_path: Path, ti
 @pytest.mark.slow
 def test_options_survive_checkpoints_and_a_mid_stage_resume(tmp_path: Path, tiny_domains) -> None:
     """Both options (and a per-stage schedule) through a crash in the warm-up of stage NK and a resume."""
-    from lifelong_monodepth.evaluation.test_checkpoint import load_module
+    from lifelong_monodepth.training.loading import load_module
 
     overrides = [
         *FAST_OVERRIDES,
