@@ -101,11 +101,13 @@ def evaluate_domain(
         if limit_batches is not None and batch_index >= limit_batches:
             break
         images = batch["image"].to(module.device)
-        fused = net.encode(images)
+        # One encoder pass; the levels only when the selector's descriptor reads them.
+        needs_levels = auto is not None and selector.needs_levels
+        fused, levels = net.encode_levels(images) if needs_levels else (net.encode(images), None)
         if prior is not None:
             score_batch(prior, net.run_heads(fused, [letter]).depth[letter], batch, paper_eval)
         if auto is not None:
-            routing = selector.route(net, fused)
+            routing = selector.route(net, fused, levels)
             chosen = routing.letters
             for head in dict.fromkeys(chosen):
                 rows = [i for i, c in enumerate(chosen) if c == head]

@@ -65,9 +65,17 @@ class MultiDomainDepthNet(nn.Module):
 
     def encode(self, images: Tensor) -> Tensor:
         """Images in [0, 1] → fused features at half resolution."""
+        return self.encode_levels(images)[0]
+
+    def encode_levels(self, images: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The fused features and the encoder's levels (finest first) they were fused from.
+
+        One encoder pass: a domain selector that describes the encoder levels (``selector.levels``)
+        reads them from here instead of encoding the images a second time.
+        """
         features = self.encoder((images - self.input_mean) / self.input_std)
         size = (images.shape[-2] // 2, images.shape[-1] // 2)
-        return self.fusion(features, size)
+        return self.fusion(features, size), list(features)
 
     def run_heads(self, fused: Tensor, domains: Sequence[str]) -> NetOutput:
         out = NetOutput(fused=fused)
