@@ -88,16 +88,21 @@ def inference(args: Any, device: torch.device, budget: Budget) -> tuple[dict[str
                 else:
                     entry["compiled_one_head"] = None
             figures[f"domains_{domains}_batch_{batch}"] = entry
-        if domains == 10:  # the default selector (Mahalanobis on channel statistics, 10 domains) vs forward
+        if domains == 10:  # the default selector (configs/selector/mahalanobis.yaml, 10 domains) vs forward
+            from omegaconf import OmegaConf
+
+            default = OmegaConf.load(ROOT / "configs" / "selector" / "mahalanobis.yaml")
+            levels, rank = list(default.get("levels", ["fused"])), default.get("rank")
             with torch.no_grad():
                 images = torch.rand(args.infer_batches[0], 3, *size, device=device)
-                fused = net.encode(images)
-                stats = describe(fused, "stats").cpu()
+                fused, encoded = net.encode_levels(images)  # the forward pass computes the levels anyway
+                stats = describe(fused, "stats", levels=levels, encoder_levels=encoded).cpu()
+                noisy = {letter: stats + 0.1 * torch.randn_like(stats) for letter in net.domains}
                 state = fit_selector_state(
-                    {letter: stats for letter in net.domains}, 4, classifier_steps=0, descriptor="stats"
+                    noisy, 4, classifier_steps=0, descriptor="stats", levels=levels, rank=rank
                 )
                 selector = DomainSelector("mahalanobis", state)
-                select = median_seconds(lambda: selector.route(net, fused), device, budget)  # noqa: B023 (called at once)
+                select = median_seconds(lambda: selector.route(net, fused, encoded), device, budget)  # noqa: B023 (called at once)
                 forward = median_seconds(lambda: net(images, domains=["A"]), device, budget)  # noqa: B023 (called at once)
             overhead = select / forward
     return figures, overhead, skip_compile

@@ -39,12 +39,19 @@ LEVEL_SETS = {
 
 
 def _variants(
-    levels: list[str], ranks: list[int | None], folds: list[int], splits: list[str | None]
+    levels: list[str], ranks: list[int | None], folds: list[int], splits: list[str | None], unknown: list[str]
 ) -> list[dict[str, Any]]:
     """Every (levels, rank, calibration) combination; margins are applied at scoring time (no refit)."""
     return [
-        {"levels": name, "rank": rank, "calibration_folds": fold, "calibration_split": split}
+        {
+            "levels": name,
+            "rank": rank,
+            "calibration_folds": fold,
+            "calibration_split": split,
+            "unknown": other,
+        }
         for name in levels
+        for other in unknown
         for rank in ranks
         for fold in folds
         for split in splits
@@ -82,7 +89,8 @@ def _pick(cache: dict[str, torch.Tensor], levels: list[str]) -> torch.Tensor:
     return torch.cat([cache[name] for name in levels], dim=1)
 
 
-def stage_cache(run: Path, stage: str, cfg: Any) -> dict[str, Any]:
+def stage_cache(run: Path, stage: str, cfg: Any, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Descriptors of every image the study reads, for one stage checkpoint (reused from ``cache_dir``)."""
     from hydra.utils import instantiate
 
     from lifelong_monodepth.data.domain import domains_from_config
@@ -90,7 +98,12 @@ def stage_cache(run: Path, stage: str, cfg: Any) -> dict[str, Any]:
     from lifelong_monodepth.evaluation.test_checkpoint import load_module
     from lifelong_monodepth.models.selection import SelectorOptions
 
+    saved = cache_dir / f"{stage}.pt" if cache_dir else None
     module = load_module(run / "checkpoints" / f"{stage}.ckpt")
+    if saved is not None and saved.is_file():
+        cache = torch.load(saved, weights_only=True)
+        cache["net"] = module.net.eval()
+        return cache
     net = module.net.eval()
     configured = domains_from_config(cfg.domains)
     datamodule = instantiate(cfg.data, domains=configured, _convert_="all")
@@ -106,6 +119,9 @@ def stage_cache(run: Path, stage: str, cfg: Any) -> dict[str, Any]:
     # Forward time of encoder + one head against the descriptor + routing (the added cost).
     images = next(iter(datamodule.eval_loader(learned[0], "val")))["image"][:8]
     cache["images"] = images
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(cache, saved)
     cache["net"] = net
     return cache
 
@@ -115,6 +131,7 @@ def score(cache: dict[str, Any], variant: dict[str, Any], margins: list[float]) 
         DomainSelector,
         SelectorOptions,
         fit_state_from_descriptors,
+        mahalanobis,
     )
 
     levels = LEVEL_SETS[variant["levels"]]
@@ -124,27 +141,39 @@ def score(cache: dict[str, Any], variant: dict[str, Any], margins: list[float]) 
             "rank": variant["rank"],
             "calibration_folds": variant["calibration_folds"],
             "calibration_split": variant["calibration_split"],
+            "unknown_levels": LEVEL_SETS[variant["unknown"]] if variant.get("unknown") else None,
         }
     )
     learned = cache["learned"]
-    features = {letter: _pick(cache["fit"][letter], levels) for letter in learned}
-    calibration = (
-        {letter: _pick(cache["val"][letter], levels) for letter in learned}
-        if options.calibration_split
-        else {}
-    )
+    features = {letter: cache["fit"][letter] for letter in learned}
+    calibration = {letter: cache["val"][letter] for letter in learned} if options.calibration_split else {}
     state = fit_state_from_descriptors(features, calibration, options)
-    state_bytes = sum(v.numel() * v.element_size() for v in state["gaussian"].values())
+    gaussians = [state["gaussian"]] + ([state["unknown"]["gaussian"]] if "unknown" in state else [])
+    state_bytes = sum(v.numel() * v.element_size() for g in gaussians for v in g.values())
+    unknown_levels = options.unknown_levels if options.separate_unknown else None
     out: dict[str, Any] = {"state_bytes_gaussian": state_bytes}
     for split in ("val", "test"):
         for margin in margins:
             selector = DomainSelector("mahalanobis", state, margin=margin)
             row: dict[str, Any] = {}
+            margins_p05: dict[str, float] = {}
             for letter, cached in cache[split].items():
-                routing = selector.route_descriptors(_pick(cached, levels))
+                routing = selector.route_descriptors(
+                    _pick(cached, levels),
+                    unknown_features=_pick(cached, unknown_levels) if unknown_levels else None,
+                )
                 flagged = float(routing.unknown.float().mean())
                 if letter in learned:
                     correct = sum(chosen == letter for chosen in routing.letters)
+                    # Routing margin: log(distance to the nearest other domain / to its own), 5th percentile
+                    # over the images (scale-free; > 0 routes right). Tells apart variants that all route
+                    # every validation image right.
+                    distances = mahalanobis(_pick(cached, levels), state["gaussian"])
+                    own = learned.index(letter)
+                    others = torch.cat([distances[:, :own], distances[:, own + 1 :]], dim=1)
+                    if others.shape[1]:
+                        ratio = (others.min(1).values / distances[:, own].clamp_min(1e-12)).log()
+                        margins_p05[letter] = float(torch.quantile(ratio, 0.05))
                     row[letter] = {
                         "routed": correct / len(routing.letters),
                         "n": len(routing.letters),
@@ -153,6 +182,7 @@ def score(cache: dict[str, Any], variant: dict[str, Any], margins: list[float]) 
                 else:
                     row[letter] = {"unknown": flagged, "n": len(routing.letters)}
             out[f"{split}@{margin}"] = row
+        out[f"{split}_routing_margin_p05"] = margins_p05
     return out
 
 
@@ -194,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ranks", nargs="+", type=_rank, default=[None, 32], help="full or a number")
     parser.add_argument("--folds", nargs="+", type=int, default=[0, 10], help="calibration_folds values")
     parser.add_argument("--calibration", nargs="+", type=_split, default=["val", None], help="val or none")
+    parser.add_argument(
+        "--unknown", nargs="+", default=[""], help="unknown_levels sets to try ('' = the routing levels)"
+    )
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--cache", type=Path, default=None, help="folder to keep/reuse encoded descriptors")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     cfg = OmegaConf.load(args.run / "resolved_config.yaml")
@@ -202,15 +236,16 @@ def main(argv: list[str] | None = None) -> int:
     stages = args.stages or [order[: i + 1] for i in range(len(order))]
     results: dict[str, Any] = {}
     for stage in stages:
-        cache = stage_cache(args.run, stage, cfg)
+        cache = stage_cache(args.run, stage, cfg, args.cache)
         results[stage] = {"timing": {name: timing(cache, LEVEL_SETS[name]) for name in args.levels}}
-        for variant in _variants(args.levels, args.ranks, args.folds, args.calibration):
+        for variant in _variants(args.levels, args.ranks, args.folds, args.calibration, args.unknown):
             key = "|".join(
                 [
                     variant["levels"],
                     f"rank={variant['rank']}",
                     f"folds={variant['calibration_folds']}",
                     f"cal={variant['calibration_split']}",
+                    f"unknown={variant['unknown'] or 'same'}",
                 ]
             )
             results[stage][key] = score(cache, variant, args.margins)

@@ -14,6 +14,7 @@ from lifelong_monodepth.models.selection import (
     describe,
     fit_gaussian,
     fit_selector_state,
+    fit_state_from_descriptors,
     mahalanobis,
 )
 
@@ -144,3 +145,23 @@ def test_encode_levels_is_one_pass_and_the_descriptor_has_one_length_at_two_inpu
             assert len(levels) == 4
             lengths.add(describe(fused, "stats", levels=names, encoder_levels=levels).shape[1])
     assert lengths == {2 * (sum(net.encoder.channels) + 8)}
+
+
+def test_unknown_flag_can_read_other_maps_than_routing() -> None:
+    """selector.unknown_levels: routing on enc1 (where N and K differ), unknown on a second Gaussian."""
+    options = SelectorOptions.from_config({"levels": ["enc1"], "unknown_levels": ["enc1", "fused"]})
+    per_level = {}
+    for i, letter in enumerate("NK"):
+        fused, levels = maps(letter, 32, (12, 16), seed=i)
+        per_level[letter] = {
+            "enc1": describe(fused, "stats", levels=["enc1"], encoder_levels=levels),
+            "fused": describe(fused, "stats"),
+        }
+    state = fit_state_from_descriptors(per_level, per_level, options)
+    assert state["unknown"]["levels"] == ["enc1", "fused"]
+    assert state["unknown"]["gaussian"]["centroids"].shape[1] == 2 * (6 + 8)
+    selector = DomainSelector("mahalanobis", state)
+    fused, levels = maps("S", 10, (12, 16), seed=9)
+    assert bool(selector.route(None, fused, levels).unknown.all())
+    fused, levels = maps("K", 10, (12, 16), seed=10)
+    assert selector.route(None, fused, levels).letters == ["K"] * 10

@@ -104,6 +104,8 @@ def _rules() -> list[tuple[str, Check]]:
         ("selector.name", one_of((*SELECTORS, "none"))),
         ("selector.grid", int_at_least(1)),
         ("selector.max_images", int_at_least(1)),
+        ("selector.rank", optional(int_at_least(1, " or null (full covariance)"))),
+        ("selector.calibration_folds", int_at_least(0, " (0: calibrate on calibration_split only)")),
         ("evaluation.protocol", one_of(PROTOCOLS)),
         ("evaluation.split", one_of(("train", "val", "test"))),
         ("evaluation.limit_batches", optional(int_at_least(1))),

@@ -98,6 +98,43 @@ def describe(
 
 
 @torch.no_grad()
+def collect_level_descriptors(
+    net: Any,
+    loaders: Mapping[str, Iterable[Mapping[str, Any]]],
+    descriptor: str,
+    grid: int,
+    limit: int | None,
+    device: torch.device | str = "cpu",
+    names: Sequence[str] = (FUSED,),
+) -> dict[str, dict[str, Tensor]]:
+    """Encode up to ``limit`` images of each domain's loader once (eval mode) → per domain, the
+    descriptor of each map in ``names`` on the CPU (:func:`join_levels` concatenates them)."""
+    was_training = net.training
+    net.eval()
+    deep = needs_encoder_levels(names)
+    out: dict[str, dict[str, Tensor]] = {}
+    for letter, loader in loaders.items():
+        chunks: dict[str, list[Tensor]] = {name: [] for name in names}
+        seen = 0
+        for batch in loader:
+            images = batch["image"].to(device)
+            fused, encoder_levels = net.encode_levels(images) if deep else (net.encode(images), None)
+            for name in names:
+                chunks[name].append(describe(fused, descriptor, grid, [name], encoder_levels).cpu())
+            seen += len(batch["image"])
+            if limit is not None and seen >= limit:
+                break
+        if seen:
+            out[letter] = {name: torch.cat(parts)[:limit] for name, parts in chunks.items()}
+    net.train(was_training)
+    return out
+
+
+def join_levels(per_level: Mapping[str, Mapping[str, Tensor]], levels: Sequence[str]) -> dict[str, Tensor]:
+    """Per domain, the descriptors of ``levels`` concatenated in that order (as :func:`describe` does)."""
+    return {letter: torch.cat([maps[name] for name in levels], dim=1) for letter, maps in per_level.items()}
+
+
 def collect_descriptors(
     net: Any,
     loaders: Mapping[str, Iterable[Mapping[str, Any]]],
@@ -108,20 +145,7 @@ def collect_descriptors(
     levels: Sequence[str] = (FUSED,),
 ) -> dict[str, Tensor]:
     """Encode up to ``limit`` images of each domain's loader (eval mode) → descriptors on the CPU."""
-    was_training = net.training
-    net.eval()
-    deep = needs_encoder_levels(levels)
-    out = {}
-    for letter, loader in loaders.items():
-        chunks, seen = [], 0
-        for batch in loader:
-            images = batch["image"].to(device)
-            fused, encoder_levels = net.encode_levels(images) if deep else (net.encode(images), None)
-            chunks.append(describe(fused, descriptor, grid, levels, encoder_levels).cpu())
-            seen += len(batch["image"])
-            if limit is not None and seen >= limit:
-                break
-        if chunks:
-            out[letter] = torch.cat(chunks)[:limit]
-    net.train(was_training)
-    return out
+    names = list(dict.fromkeys(levels))
+    return join_levels(
+        collect_level_descriptors(net, loaders, descriptor, grid, limit, device, names), levels
+    )

@@ -27,7 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lifelong_monodepth.models.selection.features import FUSED, check_levels, collect_descriptors
+from lifelong_monodepth.models.selection.features import (
+    FUSED,
+    check_levels,
+    collect_level_descriptors,
+    join_levels,
+)
 
 
 def fit_classifier(
@@ -210,6 +215,7 @@ class SelectorOptions:
     name: str = "mahalanobis"
     descriptor: str = "stats"
     levels: list[str] = field(default_factory=lambda: [FUSED])
+    unknown_levels: list[str] | None = None  # the unknown flag's own descriptor (null: levels')
     grid: int = 4
     max_images: int = 256
     current_split: str = "train"
@@ -230,7 +236,14 @@ class SelectorOptions:
             raise ValueError(f"Unknown selector option(s) {unknown}; known: {sorted(known)}.")
         options = cls(**node)
         options.levels = check_levels(list(options.levels))
+        if options.unknown_levels is not None:
+            options.unknown_levels = check_levels(list(options.unknown_levels))
         return options
+
+    @property
+    def separate_unknown(self) -> bool:
+        """Whether the unknown flag reads other maps than routing does (a second, small Gaussian)."""
+        return self.unknown_levels is not None and list(self.unknown_levels) != list(self.levels)
 
 
 def fit_selector(
@@ -241,35 +254,37 @@ def fit_selector(
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """Encode each domain's fitting and calibration images with ``net`` → the selector state."""
-    features = collect_descriptors(
-        net, fit_loaders, options.descriptor, options.grid, options.max_images, device, options.levels
+    """Encode each domain's fitting and calibration images with ``net`` (once) → the selector state."""
+    names = list(dict.fromkeys([*options.levels, *(options.unknown_levels or [])]))
+    features = collect_level_descriptors(
+        net, fit_loaders, options.descriptor, options.grid, options.max_images, device, names
     )
-    calibration = collect_descriptors(
+    calibration = collect_level_descriptors(
         net,
         calibration_loaders,
         options.descriptor,
         options.grid,
         options.calibration_images,
         device,
-        options.levels,
+        names,
     )
     return fit_state_from_descriptors(features, calibration, options, seed)
 
 
 def fit_state_from_descriptors(
-    features: Mapping[str, Tensor],
-    calibration: Mapping[str, Tensor],
+    features: Mapping[str, Mapping[str, Tensor]],
+    calibration: Mapping[str, Mapping[str, Tensor]],
     options: SelectorOptions,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The selector state from already computed descriptors (the fitting step of :func:`fit_selector`)."""
-    return fit_selector_state(
-        features,
+    """The selector state from per-level descriptors (``{letter: {level: (N, d)}}``, see
+    ``collect_level_descriptors``): the fitting step of :func:`fit_selector`."""
+    state = fit_selector_state(
+        join_levels(features, options.levels),
         options.grid,
         seed=seed,
         descriptor=options.descriptor,
-        calibration=calibration,
+        calibration=join_levels(calibration, options.levels),
         shrinkage=options.shrinkage,
         quantile=options.quantile,
         margin=options.margin,
@@ -277,3 +292,29 @@ def fit_state_from_descriptors(
         rank=options.rank,
         calibration_folds=options.calibration_folds,
     )
+    if options.separate_unknown:
+        state["unknown"] = fit_unknown_state(
+            join_levels(features, options.unknown_levels),
+            join_levels(calibration, options.unknown_levels),
+            options.unknown_levels,
+            options,
+        )
+    return state
+
+
+def fit_unknown_state(
+    features: Mapping[str, Tensor],
+    calibration: Mapping[str, Tensor],
+    levels: Sequence[str],
+    options: SelectorOptions,
+) -> dict[str, Any]:
+    """A Gaussian (with thresholds) on the unknown flag's own descriptor; routing keeps its own."""
+    letters = list(features)
+    gaussian = fit_gaussian(features, options.shrinkage, options.rank)
+    extra = (
+        cross_fitted_distances(features, options.calibration_folds, options.shrinkage, options.rank)
+        if options.calibration_folds > 1
+        else None
+    )
+    gaussian["threshold"] = calibrate_thresholds(gaussian, letters, calibration, options.quantile, extra)
+    return {"levels": list(levels), "gaussian": gaussian}

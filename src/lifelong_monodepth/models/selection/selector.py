@@ -59,6 +59,10 @@ class DomainSelector:
         self.descriptor = str(self.state.get("descriptor", "grid"))
         # Which maps the descriptor reads (states written before levels existed: the fused map).
         self.levels = [str(name) for name in self.state.get("levels", [FUSED])]
+        # The unknown flag's Gaussian: its own (selector.unknown_levels) or the routing one.
+        unknown = self.state.get("unknown")
+        self.unknown_levels = [str(name) for name in unknown["levels"]] if unknown else self.levels
+        self.unknown_gaussian = unknown["gaussian"] if unknown else self.state.get("gaussian")
         # Unknown above margin × the calibrated quantile: the config's margin, else the fitted one.
         self.margin = float(margin if margin is not None else self.state.get("margin", 1.0))
         if name != "uncertainty" and not self.state.get("letters"):
@@ -75,7 +79,7 @@ class DomainSelector:
     @property
     def needs_levels(self) -> bool:
         """Whether :meth:`route` needs the encoder levels (``net.encode_levels``), not only the fused map."""
-        return bool(self.state.get("letters")) and needs_encoder_levels(self.levels)
+        return bool(self.state.get("letters")) and needs_encoder_levels(self.levels + self.unknown_levels)
 
     def select(
         self, net: MultiDomainDepthNet, fused: Tensor, levels: Sequence[Tensor] | None = None
@@ -97,12 +101,21 @@ class DomainSelector:
         ``levels`` are the encoder levels of the same images (``net.encode_levels``); required when
         the fitted descriptor reads them (:attr:`needs_levels`), ignored otherwise.
         """
-        return self.route_descriptors(self.describe(fused, levels), net, fused)
+        features = self.describe(fused, levels)
+        if features is None or self.unknown_levels == self.levels:
+            return self.route_descriptors(features, net, fused)
+        unknown = describe(fused, self.descriptor, self.grid, self.unknown_levels, levels)
+        return self.route_descriptors(features, net, fused, unknown)
 
     def route_descriptors(
-        self, features: Tensor | None, net: MultiDomainDepthNet | None = None, fused: Tensor | None = None
+        self,
+        features: Tensor | None,
+        net: MultiDomainDepthNet | None = None,
+        fused: Tensor | None = None,
+        unknown_features: Tensor | None = None,
     ) -> Routing:
-        """:meth:`route` from descriptors already computed (``net`` and ``fused``: for ``uncertainty``)."""
+        """:meth:`route` from descriptors already computed (``net`` and ``fused``: for ``uncertainty``;
+        ``unknown_features``: the unknown flag's own descriptor when it differs from routing's)."""
         distances = None
         if self.name == "uncertainty":
             out = net.run_heads(fused, net.domains)
@@ -122,12 +135,16 @@ class DomainSelector:
         confidence, index = scores.float().softmax(1).max(1)
         chosen = [letters[i] for i in index.tolist()]
         return Routing(
-            letters=chosen, confidence=confidence, unknown=self._unknown(features, distances, chosen)
+            letters=chosen,
+            confidence=confidence,
+            unknown=self._unknown(features, distances, chosen)
+            if self.unknown_levels == self.levels
+            else self._unknown(unknown_features, None, chosen),
         )
 
     def _unknown(self, features: Tensor | None, distances: Tensor | None, chosen: list[str]) -> Tensor:
         """Distance to the chosen domain's mean above its calibrated threshold."""
-        gaussian = self.state.get("gaussian")
+        gaussian = self.unknown_gaussian
         if features is None or gaussian is None or "threshold" not in gaussian:
             return torch.zeros(len(chosen), dtype=torch.bool)
         if distances is None:
