@@ -105,6 +105,7 @@ def _rules() -> list[tuple[str, Check]]:
         ("selector.grid", int_at_least(1)),
         ("selector.max_images", int_at_least(1)),
         ("selector.rank", optional(int_at_least(1, " or null (full covariance)"))),
+        ("selector.unknown_rank", optional(int_at_least(1, " or null (full covariance)"))),
         ("selector.calibration_folds", int_at_least(0, " (0: calibrate on calibration_split only)")),
         ("evaluation.protocol", one_of(PROTOCOLS)),
         ("evaluation.split", one_of(("train", "val", "test"))),

@@ -216,6 +216,7 @@ class SelectorOptions:
     descriptor: str = "stats"
     levels: list[str] = field(default_factory=lambda: [FUSED])
     unknown_levels: list[str] | None = None  # the unknown flag's own descriptor (null: levels')
+    unknown_rank: int | None = None  # its covariance rank (null: full)
     grid: int = 4
     max_images: int = 256
     current_split: str = "train"
@@ -310,9 +311,9 @@ def fit_unknown_state(
 ) -> dict[str, Any]:
     """A Gaussian (with thresholds) on the unknown flag's own descriptor; routing keeps its own."""
     letters = list(features)
-    gaussian = fit_gaussian(features, options.shrinkage, options.rank)
+    gaussian = fit_gaussian(features, options.shrinkage, options.unknown_rank)
     extra = (
-        cross_fitted_distances(features, options.calibration_folds, options.shrinkage, options.rank)
+        cross_fitted_distances(features, options.calibration_folds, options.shrinkage, options.unknown_rank)
         if options.calibration_folds > 1
         else None
     )
