@@ -186,7 +186,7 @@ def score(cache: dict[str, Any], variant: dict[str, Any], margins: list[float]) 
     return out
 
 
-def timing(cache: dict[str, Any], levels: list[str], repeats: int = 5) -> dict[str, float]:
+def timing(cache: dict[str, Any], levels: list[str], rank: int | None, repeats: int = 5) -> dict[str, float]:
     """Median ms of encoder + one head against descriptor + routing, on a batch of 8 val images."""
     from lifelong_monodepth.models.selection import DomainSelector, fit_selector_state
 
@@ -195,7 +195,7 @@ def timing(cache: dict[str, Any], levels: list[str], repeats: int = 5) -> dict[s
     features = {letter: _pick(cache["fit"][letter], levels) for letter in learned}
     selector = DomainSelector(
         "mahalanobis",
-        fit_selector_state(features, classifier_steps=0, descriptor="stats", levels=levels, rank=None),
+        fit_selector_state(features, classifier_steps=0, descriptor="stats", levels=levels, rank=rank),
     )
 
     def median(fn: Any) -> float:
@@ -237,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     for stage in stages:
         cache = stage_cache(args.run, stage, cfg, args.cache)
-        results[stage] = {"timing": {name: timing(cache, LEVEL_SETS[name]) for name in args.levels}}
+        results[stage] = {
+            "timing": {name: timing(cache, LEVEL_SETS[name], args.ranks[0]) for name in args.levels}
+        }
         for variant in _variants(args.levels, args.ranks, args.folds, args.calibration, args.unknown):
             key = "|".join(
                 [

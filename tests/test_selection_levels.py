@@ -165,3 +165,26 @@ def test_unknown_flag_can_read_other_maps_than_routing() -> None:
     assert bool(selector.route(None, fused, levels).unknown.all())
     fused, levels = maps("K", 10, (12, 16), seed=10)
     assert selector.route(None, fused, levels).letters == ["K"] * 10
+
+
+def test_a_state_written_before_levels_existed_routes_on_the_fused_map() -> None:
+    """Checkpoints of the previous version hold no ``levels``/``unknown``: fused map only, no levels."""
+    features = {
+        letter: describe(maps(letter, 24, (12, 16), seed=i)[0], "stats") for i, letter in enumerate("NK")
+    }
+    state = fit_selector_state(features, descriptor="stats", calibration=features)
+    del state["levels"]
+    selector = DomainSelector("mahalanobis", state)
+    assert selector.levels == ["fused"] and not selector.needs_levels
+    fused, _ = maps("N", 4, (12, 16), seed=3)
+    assert len(selector.route(None, fused).letters) == 4
+
+
+def test_the_shipped_default_reads_every_encoder_level_and_flags_on_the_fused_map() -> None:
+    from omegaconf import OmegaConf
+
+    root = Path(__file__).resolve().parents[1]
+    node = OmegaConf.to_container(OmegaConf.load(root / "configs" / "selector" / "mahalanobis.yaml"))
+    options = SelectorOptions.from_config(node)
+    assert options.levels == ["enc1", "enc2", "enc3", "enc4", "fused"] and options.rank == 16
+    assert options.separate_unknown and options.unknown_levels == ["fused"]
