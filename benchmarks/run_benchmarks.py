@@ -56,7 +56,12 @@ def _net(backbone: str, domains: int, device: torch.device):
 def inference(args: Any, device: torch.device, budget: Budget) -> tuple[dict[str, Any], float, str | None]:
     """Images/s per (domains, batch, heads, precision); the selection overhead; why compile was skipped."""
     from lifelong_monodepth.models.compile import compile_unavailable_reason, compiled_predictor
-    from lifelong_monodepth.models.selection import DomainSelector, describe, fit_selector_state
+    from lifelong_monodepth.models.selection import (
+        DomainSelector,
+        SelectorOptions,
+        describe,
+        fit_state_from_descriptors,
+    )
 
     size = tuple(args.infer_size)
     skip_compile = "--no-compile given" if args.no_compile else compile_unavailable_reason(device)
@@ -88,16 +93,28 @@ def inference(args: Any, device: torch.device, budget: Budget) -> tuple[dict[str
                 else:
                     entry["compiled_one_head"] = None
             figures[f"domains_{domains}_batch_{batch}"] = entry
-        if domains == 10:  # the default selector (Mahalanobis on channel statistics, 10 domains) vs forward
+        if domains == 10:  # the default selector (configs/selector/mahalanobis.yaml, 10 domains) vs forward
+            from omegaconf import OmegaConf
+
+            default = OmegaConf.to_container(
+                OmegaConf.load(ROOT / "configs" / "selector" / "mahalanobis.yaml")
+            )
+            options = SelectorOptions.from_config(default)
+            names = list(dict.fromkeys([*options.levels, *(options.unknown_levels or [])]))
             with torch.no_grad():
                 images = torch.rand(args.infer_batches[0], 3, *size, device=device)
-                fused = net.encode(images)
-                stats = describe(fused, "stats").cpu()
-                state = fit_selector_state(
-                    {letter: stats for letter in net.domains}, 4, classifier_steps=0, descriptor="stats"
-                )
+                fused, encoded = net.encode_levels(images)  # the forward pass computes the levels anyway
+                per_level = {
+                    name: describe(fused, "stats", levels=[name], encoder_levels=encoded).cpu()
+                    for name in names
+                }
+                noisy = {
+                    letter: {name: x + 0.1 * torch.randn_like(x) for name, x in per_level.items()}
+                    for letter in net.domains
+                }
+                state = fit_state_from_descriptors(noisy, noisy, options)
                 selector = DomainSelector("mahalanobis", state)
-                select = median_seconds(lambda: selector.route(net, fused), device, budget)  # noqa: B023 (called at once)
+                select = median_seconds(lambda: selector.route(net, fused, encoded), device, budget)  # noqa: B023 (called at once)
                 forward = median_seconds(lambda: net(images, domains=["A"]), device, budget)  # noqa: B023 (called at once)
             overhead = select / forward
     return figures, overhead, skip_compile

@@ -103,11 +103,13 @@ def evaluate_domain(
         images = batch["image"].to(module.device)
         features, size = net.features(images), (images.shape[-2] // 2, images.shape[-1] // 2)
         fused = net.fuse(features, size)  # the pre-domain map (with domain_bn: the shared BatchNorm set)
+        # One encoder pass; the selector reads the levels only when its descriptor needs them.
+        levels = list(features) if auto is not None and selector.needs_levels else None
         if prior is not None:
             own = net.fuse(features, size, letter) if net.domain_bn else fused
             score_batch(prior, net.run_heads(own, [letter]).depth[letter], batch, paper_eval)
         if auto is not None:
-            routing = selector.route(net, fused)
+            routing = selector.route(net, fused, levels)
             chosen = routing.letters
             for head in dict.fromkeys(chosen):
                 rows = [i for i, c in enumerate(chosen) if c == head]

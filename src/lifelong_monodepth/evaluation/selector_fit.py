@@ -15,6 +15,20 @@ from typing import Any
 from lifelong_monodepth.models.selection import SelectorOptions, fit_selector
 
 
+def selector_loaders(
+    datamodule: Any, letters: Sequence[str], options: SelectorOptions, current: Sequence[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per domain: the loader of the images the selector is fitted on, and of its calibration images."""
+    loaders, calibration = {}, {}
+    for letter in letters:
+        index = datamodule.domain(letter).index
+        split = options.current_split if letter in current else datamodule.fit_split(letter)
+        loaders[letter] = datamodule.eval_loader(letter, split if split in index else "train")
+        if options.calibration_split:
+            calibration[letter] = datamodule.eval_loader(letter, options.calibration_split)
+    return loaders, calibration
+
+
 def fit_selector_from_data(
     module: Any,
     datamodule: Any,
@@ -24,11 +38,5 @@ def fit_selector_from_data(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Selector state for ``letters`` (see the module docstring for which images describe each)."""
-    loaders, calibration = {}, {}
-    for letter in letters:
-        index = datamodule.domain(letter).index
-        split = options.current_split if letter in current else datamodule.fit_split(letter)
-        loaders[letter] = datamodule.eval_loader(letter, split if split in index else "train")
-        if options.calibration_split:
-            calibration[letter] = datamodule.eval_loader(letter, options.calibration_split)
+    loaders, calibration = selector_loaders(datamodule, letters, options, current)
     return fit_selector(module.net, loaders, calibration, options, seed=seed, device=module.device)

@@ -102,11 +102,11 @@ class DepthPredictor:
         self.net = model.net.to(self.device).eval()
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self._encode: Callable[[Tensor], Tensor] = self.net.encode
+        self._encode: Callable[[Tensor], tuple[Tensor, list[Tensor]]] = self.net.encode_levels
         self.compiled = False
         if _flag(compile, cuda, "compile") and hasattr(torch, "compile"):
             try:
-                self._encode = torch.compile(self.net.encode, dynamic=True)
+                self._encode = torch.compile(self.net.encode_levels, dynamic=True)
                 self.compiled = True
             except Exception as err:  # an unsupported platform: eager is still correct
                 log.warning("torch.compile unavailable (%s); running eagerly.", err)
@@ -132,17 +132,23 @@ class DepthPredictor:
         self, images: Sequence[np.ndarray], size: tuple[int, int], domain: str | None = None
     ) -> Tensor:
         """Fused map; ``domain`` picks the fusion BatchNorm set of a network with ``domain_bn`` (eager)."""
+        return self.encode_levels(images, size, domain)[0]
+
+    def encode_levels(
+        self, images: Sequence[np.ndarray], size: tuple[int, int], domain: str | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Fused features and the encoder levels of one pass (the selector may read the levels)."""
         x = self._batch(images, size)
         if domain is not None and self.net.domain_bn:
-            return self.net.encode(x, domain)
+            return self.net.encode_levels(x, domain)
         if not self.compiled:
-            return self.net.encode(x)
+            return self.net.encode_levels(x)
         try:
             return self._encode(x)
         except Exception as err:  # compile errors surface at the first call
             log.warning("Compiled encoder failed (%s: %s); running eagerly.", type(err).__name__, err)
-            self.compiled, self._encode = False, self.net.encode
-            return self.net.encode(x)
+            self.compiled, self._encode = False, self.net.encode_levels
+            return self.net.encode_levels(x)
 
     def routing_size(self, image: np.ndarray) -> tuple[int, int]:
         """The input size of the learned domain whose aspect ratio is closest to the image's."""
@@ -174,8 +180,8 @@ class DepthPredictor:
                 for i, image in enumerate(images):
                     groups.setdefault(self.routing_size(image), []).append(i)
                 for size, rows in groups.items():
-                    fused = self.encode([images[i] for i in rows], size)
-                    routing = self.selector.route(self.net, fused)
+                    fused, levels = self.encode_levels([images[i] for i in rows], size)
+                    routing = self.selector.route(self.net, fused, levels)
                     for j, i in enumerate(rows):
                         confidence[i] = float(routing.confidence[j])
                         unknown[i] = bool(routing.unknown[j])

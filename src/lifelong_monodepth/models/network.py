@@ -128,6 +128,18 @@ class MultiDomainDepthNet(nn.Module):
             raise KeyError(f"No head for domain {letter!r}; learned domains: {self.domains}.")
         return self.heads[letter]
 
+    def encode_levels(
+        self, images: Tensor, domains: str | Sequence[str] | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The fused features and the encoder's levels (finest first) they were fused from.
+
+        One encoder pass: a domain selector that describes the encoder levels (``selector.levels``)
+        reads them from here instead of encoding the images a second time.
+        """
+        features = self.features(images)
+        size = (images.shape[-2] // 2, images.shape[-1] // 2)
+        return self.fuse(features, size, domains), list(features)
+
     def run_heads(self, fused: Tensor, domains: Sequence[str]) -> NetOutput:
         out = NetOutput(fused=fused)
         for letter in domains:

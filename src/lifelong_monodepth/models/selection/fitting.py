@@ -9,20 +9,30 @@ a linear layer), stored in the stage checkpoint, so inference needs no image of 
   towards a scaled identity because a few hundred images cannot estimate ``D×D`` entries
   (Ledoit–Wolf style). Routing by the smallest Mahalanobis distance is linear discriminant
   analysis; the same distance, compared with a per-domain threshold calibrated on held-out
-  images of that domain, says "none of my domains" (unknown).
+  images of that domain, says "none of my domains" (unknown). With ``rank`` the covariance keeps
+  its ``rank`` leading principal directions and one variance for the rest (probabilistic PCA),
+  so the state grows as ``D·rank`` instead of ``D²`` for long descriptors (encoder levels).
+- thresholds: a quantile of held-out distances of each domain: its calibration split's images
+  and, with ``calibration_folds``, every fitting image's distance under a Gaussian fitted without
+  it (k-fold cross-fitting), so the quantile rests on hundreds of images instead of a few dozen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lifelong_monodepth.models.selection.features import collect_descriptors
+from lifelong_monodepth.models.selection.features import (
+    FUSED,
+    check_levels,
+    collect_level_descriptors,
+    join_levels,
+)
 
 
 def fit_classifier(
@@ -50,10 +60,19 @@ def fit_classifier(
     }
 
 
-def fit_gaussian(features: Mapping[str, Tensor], shrinkage: float = 0.1) -> dict[str, Tensor]:
-    """Per-domain means and one shrunk, shared covariance (as its inverse) on standardised features."""
+def fit_gaussian(
+    features: Mapping[str, Tensor], shrinkage: float = 0.1, rank: int | None = None
+) -> dict[str, Tensor]:
+    """Per-domain means and one shrunk, shared covariance on standardised features.
+
+    Stored as its inverse (``precision``, ``D×D``) or, when ``rank < D``, as its ``rank`` leading
+    eigenvectors (``components``), their variances and the mean variance of the remaining directions
+    (``residual``); both shrink every variance towards the mean variance by ``shrinkage``.
+    """
     if not 0.0 < shrinkage <= 1.0:
         raise ValueError(f"selector.shrinkage must be in (0, 1], got {shrinkage}")
+    if rank is not None and rank < 1:
+        raise ValueError(f"selector.rank must be a positive number of components or null, got {rank}")
     parts = [features[letter].double() for letter in features]
     x = torch.cat(parts)
     mean = x.mean(0)
@@ -63,21 +82,32 @@ def fit_gaussian(features: Mapping[str, Tensor], shrinkage: float = 0.1) -> dict
     residuals = torch.cat([zi - zi.mean(0) for zi in z])
     dof = max(len(residuals) - len(parts), 1)
     covariance = residuals.T @ residuals / dof
-    target = covariance.diagonal().mean().clamp_min(1e-6) * torch.eye(len(mean), dtype=covariance.dtype)
-    precision = torch.linalg.inv((1 - shrinkage) * covariance + shrinkage * target)
-    return {
-        "mean": mean.float(),
-        "scale": scale.float(),
-        "centroids": centroids.float(),
-        "precision": precision.float(),
-    }
+    average = covariance.diagonal().mean().clamp_min(1e-6)
+    state = {"mean": mean.float(), "scale": scale.float(), "centroids": centroids.float()}
+    dim = len(mean)
+    if rank is None or rank >= dim:
+        target = average * torch.eye(dim, dtype=covariance.dtype)
+        state["precision"] = torch.linalg.inv((1 - shrinkage) * covariance + shrinkage * target).float()
+        return state
+    values, vectors = torch.linalg.eigh(covariance)  # ascending
+    values = values.clamp_min(0)
+    rest = values[: dim - rank].sum() / (dim - rank)
+    state["components"] = vectors[:, dim - rank :].T.contiguous().float()
+    state["variances"] = ((1 - shrinkage) * values[dim - rank :] + shrinkage * average).float()
+    state["residual"] = ((1 - shrinkage) * rest + shrinkage * average).reshape(1).float()
+    return state
 
 
 def mahalanobis(features: Tensor, gaussian: Mapping[str, Tensor]) -> Tensor:
     """``(B, D)`` → ``(B, L)`` squared Mahalanobis distance to each domain's mean."""
     g = {key: value.to(features) for key, value in gaussian.items() if isinstance(value, Tensor)}
     diff = ((features - g["mean"]) / g["scale"])[:, None, :] - g["centroids"][None]
-    return torch.einsum("bld,de,ble->bl", diff, g["precision"], diff)
+    if "precision" in g:
+        return torch.einsum("bld,de,ble->bl", diff, g["precision"], diff)
+    projected = diff @ g["components"].T  # (B, L, rank)
+    squared = projected.pow(2)
+    rest = (diff.pow(2).sum(-1) - squared.sum(-1)).clamp_min(0)
+    return (squared / g["variances"]).sum(-1) + rest / g["residual"]
 
 
 def calibrate_thresholds(
@@ -85,21 +115,52 @@ def calibrate_thresholds(
     letters: list[str],
     calibration: Mapping[str, Tensor],
     quantile: float = 0.99,
+    extra: Mapping[str, Tensor] | None = None,
 ) -> Tensor:
     """Per domain: the ``quantile`` of its held-out images' distances to its own mean.
 
-    The selector flags an image unknown above ``margin ×`` this value; ``margin`` is applied at
-    routing time, so it can be changed without refitting. A domain without calibration images gets
-    no threshold (``inf``: its images are never unknown).
+    ``calibration`` holds descriptors scored with ``gaussian``; ``extra`` holds distances already
+    computed elsewhere (the cross-fitted ones of :func:`cross_fitted_distances`). The selector flags
+    an image unknown above ``margin ×`` this value; ``margin`` is applied at routing time, so it can
+    be changed without refitting. A domain without held-out images gets no threshold (``inf``: its
+    images are never unknown).
     """
     thresholds = torch.full((len(letters),), float("inf"))
     for i, letter in enumerate(letters):
+        parts = []
         held_out = calibration.get(letter)
-        if held_out is None or len(held_out) == 0:
-            continue
-        distances = mahalanobis(held_out.float(), gaussian)[:, i]
-        thresholds[i] = torch.quantile(distances, quantile)
+        if held_out is not None and len(held_out):
+            parts.append(mahalanobis(held_out.float(), gaussian)[:, i])
+        if extra is not None and letter in extra and len(extra[letter]):
+            parts.append(extra[letter].float())
+        if parts:
+            thresholds[i] = torch.quantile(torch.cat(parts), quantile)
     return thresholds
+
+
+def cross_fitted_distances(
+    features: Mapping[str, Tensor], folds: int, shrinkage: float, rank: int | None
+) -> dict[str, Tensor]:
+    """Each fitting image's distance to its domain's mean under a Gaussian fitted without its fold.
+
+    Distances of the images a Gaussian was fitted on are optimistic (the tail is underestimated);
+    out-of-fold distances behave like new images of the domain, and every fitting image gives one.
+    """
+    letters = list(features)
+    out: dict[str, list[Tensor]] = {letter: [] for letter in letters}
+    for fold in range(folds):
+        kept, held = {}, {}
+        for letter in letters:
+            rows = torch.arange(len(features[letter]))
+            kept[letter] = features[letter][rows % folds != fold]
+            held[letter] = features[letter][rows % folds == fold]
+        if any(len(part) < 2 for part in kept.values()):
+            continue
+        gaussian = fit_gaussian(kept, shrinkage, rank)
+        for i, letter in enumerate(letters):
+            if len(held[letter]):
+                out[letter].append(mahalanobis(held[letter].float(), gaussian)[:, i])
+    return {letter: torch.cat(parts) for letter, parts in out.items() if parts}
 
 
 def fit_selector_state(
@@ -112,25 +173,35 @@ def fit_selector_state(
     shrinkage: float = 0.1,
     quantile: float = 0.99,
     margin: float = 1.0,
+    levels: Sequence[str] = (FUSED,),
+    rank: int | None = None,
+    calibration_folds: int = 0,
 ) -> dict[str, Any]:
     """From descriptors per domain, the state of every fitted selector (prototype, classifier, gaussian).
 
-    ``calibration`` (held-out descriptors per domain, e.g. the validation split) sets the unknown
+    ``calibration`` (held-out descriptors per domain, e.g. the validation split) and, with
+    ``calibration_folds > 1``, the cross-fitted distances of the fitting images set the unknown
     thresholds (``margin`` is the default factor on them, see :class:`~.selector.DomainSelector`);
-    without it no image is ever flagged unknown.
+    without either no image is ever flagged unknown.
     """
     letters = list(features)
     x = torch.cat([features[letter].float() for letter in letters])
     y = torch.cat(
         [torch.full((len(features[letter]),), i, dtype=torch.long) for i, letter in enumerate(letters)]
     )
-    gaussian = fit_gaussian({letter: features[letter] for letter in letters}, shrinkage)
-    gaussian["threshold"] = calibrate_thresholds(gaussian, letters, calibration or {}, quantile)
+    gaussian = fit_gaussian({letter: features[letter] for letter in letters}, shrinkage, rank)
+    extra = (
+        cross_fitted_distances(features, calibration_folds, shrinkage, rank)
+        if calibration_folds > 1
+        else None
+    )
+    gaussian["threshold"] = calibrate_thresholds(gaussian, letters, calibration or {}, quantile, extra)
     return {
         "letters": letters,
         "margin": float(margin),
         "grid": grid,
         "descriptor": descriptor,
+        "levels": list(levels),
         "prototypes": torch.stack([features[letter].float().mean(0) for letter in letters]),
         "classifier": fit_classifier(x, y, len(letters), classifier_steps, seed),
         "gaussian": gaussian,
@@ -143,12 +214,17 @@ class SelectorOptions:
 
     name: str = "mahalanobis"
     descriptor: str = "stats"
+    levels: list[str] = field(default_factory=lambda: [FUSED])
+    unknown_levels: list[str] | None = None  # the unknown flag's own descriptor (null: levels')
+    unknown_rank: int | None = None  # its covariance rank (null: full)
     grid: int = 4
     max_images: int = 256
     current_split: str = "train"
     calibration_split: str | None = "val"
     calibration_images: int = 256
+    calibration_folds: int = 0
     shrinkage: float = 0.1
+    rank: int | None = None
     quantile: float = 0.99
     margin: float = 1.0
 
@@ -159,7 +235,16 @@ class SelectorOptions:
         unknown = sorted(set(node) - known)
         if unknown:
             raise ValueError(f"Unknown selector option(s) {unknown}; known: {sorted(known)}.")
-        return cls(**node)
+        options = cls(**node)
+        options.levels = check_levels(list(options.levels))
+        if options.unknown_levels is not None:
+            options.unknown_levels = check_levels(list(options.unknown_levels))
+        return options
+
+    @property
+    def separate_unknown(self) -> bool:
+        """Whether the unknown flag reads other maps than routing does (a second, small Gaussian)."""
+        return self.unknown_levels is not None and list(self.unknown_levels) != list(self.levels)
 
 
 def fit_selector(
@@ -170,20 +255,67 @@ def fit_selector(
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """Encode each domain's fitting and calibration images with ``net`` → the selector state."""
-    features = collect_descriptors(
-        net, fit_loaders, options.descriptor, options.grid, options.max_images, device
+    """Encode each domain's fitting and calibration images with ``net`` (once) → the selector state."""
+    names = list(dict.fromkeys([*options.levels, *(options.unknown_levels or [])]))
+    features = collect_level_descriptors(
+        net, fit_loaders, options.descriptor, options.grid, options.max_images, device, names
     )
-    calibration = collect_descriptors(
-        net, calibration_loaders, options.descriptor, options.grid, options.calibration_images, device
+    calibration = collect_level_descriptors(
+        net,
+        calibration_loaders,
+        options.descriptor,
+        options.grid,
+        options.calibration_images,
+        device,
+        names,
     )
-    return fit_selector_state(
-        features,
+    return fit_state_from_descriptors(features, calibration, options, seed)
+
+
+def fit_state_from_descriptors(
+    features: Mapping[str, Mapping[str, Tensor]],
+    calibration: Mapping[str, Mapping[str, Tensor]],
+    options: SelectorOptions,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The selector state from per-level descriptors (``{letter: {level: (N, d)}}``, see
+    ``collect_level_descriptors``): the fitting step of :func:`fit_selector`."""
+    state = fit_selector_state(
+        join_levels(features, options.levels),
         options.grid,
         seed=seed,
         descriptor=options.descriptor,
-        calibration=calibration,
+        calibration=join_levels(calibration, options.levels),
         shrinkage=options.shrinkage,
         quantile=options.quantile,
         margin=options.margin,
+        levels=options.levels,
+        rank=options.rank,
+        calibration_folds=options.calibration_folds,
     )
+    if options.separate_unknown:
+        state["unknown"] = fit_unknown_state(
+            join_levels(features, options.unknown_levels),
+            join_levels(calibration, options.unknown_levels),
+            options.unknown_levels,
+            options,
+        )
+    return state
+
+
+def fit_unknown_state(
+    features: Mapping[str, Tensor],
+    calibration: Mapping[str, Tensor],
+    levels: Sequence[str],
+    options: SelectorOptions,
+) -> dict[str, Any]:
+    """A Gaussian (with thresholds) on the unknown flag's own descriptor; routing keeps its own."""
+    letters = list(features)
+    gaussian = fit_gaussian(features, options.shrinkage, options.unknown_rank)
+    extra = (
+        cross_fitted_distances(features, options.calibration_folds, options.shrinkage, options.unknown_rank)
+        if options.calibration_folds > 1
+        else None
+    )
+    gaussian["threshold"] = calibrate_thresholds(gaussian, letters, calibration, options.quantile, extra)
+    return {"levels": list(levels), "gaussian": gaussian}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from lifelong_monodepth.models.network import MultiDomainDepthNet
-from lifelong_monodepth.models.selection.features import describe
+from lifelong_monodepth.models.selection.features import FUSED, describe, needs_encoder_levels
 from lifelong_monodepth.models.selection.fitting import mahalanobis
 
 SELECTORS = ("mahalanobis", "prototype", "classifier", "uncertainty")
@@ -28,7 +28,8 @@ class Routing:
 
 
 class DomainSelector:
-    """Routes each image to a learned head, from the fused features (and, for ``uncertainty``, the heads).
+    """Routes each image to a learned head, from descriptors of the fused map and/or the encoder levels
+    (``levels`` of the fitted state; for ``uncertainty``, from the heads).
 
     - ``mahalanobis`` (default): smallest Mahalanobis distance of the image's descriptor to each
       domain's mean under a shared, shrunk covariance (linear discriminant analysis); confidence
@@ -56,6 +57,12 @@ class DomainSelector:
         self.state = dict(state or {})
         self.grid = int(self.state.get("grid", grid))
         self.descriptor = str(self.state.get("descriptor", "grid"))
+        # Which maps the descriptor reads (states written before levels existed: the fused map).
+        self.levels = [str(name) for name in self.state.get("levels", [FUSED])]
+        # The unknown flag's Gaussian: its own (selector.unknown_levels) or the routing one.
+        unknown = self.state.get("unknown")
+        self.unknown_levels = [str(name) for name in unknown["levels"]] if unknown else self.levels
+        self.unknown_gaussian = unknown["gaussian"] if unknown else self.state.get("gaussian")
         # Unknown above margin × the calibrated quantile: the config's margin, else the fitted one.
         self.margin = float(margin if margin is not None else self.state.get("margin", 1.0))
         if name != "uncertainty" and not self.state.get("letters"):
@@ -69,13 +76,46 @@ class DomainSelector:
                 "older version) lacks: use selector=prototype or selector=classifier, or retrain."
             )
 
-    def select(self, net: MultiDomainDepthNet, fused: Tensor) -> list[str]:
-        """The chosen head of each image (see :meth:`route` for confidences)."""
-        return self.route(net, fused).letters
+    @property
+    def needs_levels(self) -> bool:
+        """Whether :meth:`route` needs the encoder levels (``net.encode_levels``), not only the fused map."""
+        return bool(self.state.get("letters")) and needs_encoder_levels(self.levels + self.unknown_levels)
 
-    def route(self, net: MultiDomainDepthNet, fused: Tensor) -> Routing:
-        """Scores of every learned domain → the chosen head, its softmax confidence, the unknown flag."""
-        features = describe(fused, self.descriptor, self.grid) if self.state.get("letters") else None
+    def select(
+        self, net: MultiDomainDepthNet, fused: Tensor, levels: Sequence[Tensor] | None = None
+    ) -> list[str]:
+        """The chosen head of each image (see :meth:`route` for confidences)."""
+        return self.route(net, fused, levels).letters
+
+    def describe(self, fused: Tensor, levels: Sequence[Tensor] | None = None) -> Tensor | None:
+        """The fitted descriptor of each image (``None`` for a state without fitted domains)."""
+        if not self.state.get("letters"):
+            return None
+        return describe(fused, self.descriptor, self.grid, self.levels, levels)
+
+    def route(
+        self, net: MultiDomainDepthNet, fused: Tensor, levels: Sequence[Tensor] | None = None
+    ) -> Routing:
+        """Scores of every learned domain → the chosen head, its softmax confidence, the unknown flag.
+
+        ``levels`` are the encoder levels of the same images (``net.encode_levels``); required when
+        the fitted descriptor reads them (:attr:`needs_levels`), ignored otherwise.
+        """
+        features = self.describe(fused, levels)
+        if features is None or self.unknown_levels == self.levels:
+            return self.route_descriptors(features, net, fused)
+        unknown = describe(fused, self.descriptor, self.grid, self.unknown_levels, levels)
+        return self.route_descriptors(features, net, fused, unknown)
+
+    def route_descriptors(
+        self,
+        features: Tensor | None,
+        net: MultiDomainDepthNet | None = None,
+        fused: Tensor | None = None,
+        unknown_features: Tensor | None = None,
+    ) -> Routing:
+        """:meth:`route` from descriptors already computed (``net`` and ``fused``: for ``uncertainty``;
+        ``unknown_features``: the unknown flag's own descriptor when it differs from routing's)."""
         distances = None
         if self.name == "uncertainty":
             out = net.run_heads(fused, net.domains)
@@ -92,15 +132,19 @@ class DomainSelector:
             else:
                 clf = {key: value.to(features) for key, value in self.state["classifier"].items()}
                 scores = ((features - clf["mean"]) / clf["std"]) @ clf["weight"].T + clf["bias"]
-        confidence, index = scores.softmax(1).max(1)
+        confidence, index = scores.float().softmax(1).max(1)
         chosen = [letters[i] for i in index.tolist()]
         return Routing(
-            letters=chosen, confidence=confidence, unknown=self._unknown(features, distances, chosen)
+            letters=chosen,
+            confidence=confidence,
+            unknown=self._unknown(features, distances, chosen)
+            if self.unknown_levels == self.levels
+            else self._unknown(unknown_features, None, chosen),
         )
 
     def _unknown(self, features: Tensor | None, distances: Tensor | None, chosen: list[str]) -> Tensor:
         """Distance to the chosen domain's mean above its calibrated threshold."""
-        gaussian = self.state.get("gaussian")
+        gaussian = self.unknown_gaussian
         if features is None or gaussian is None or "threshold" not in gaussian:
             return torch.zeros(len(chosen), dtype=torch.bool)
         if distances is None:
