@@ -15,7 +15,7 @@ from torch import Tensor
 from lifelong_monodepth.data.domain import DomainConfig
 from lifelong_monodepth.lifelong.base import LifelongStrategy
 from lifelong_monodepth.models.network import MultiDomainDepthNet, NetOutput
-from lifelong_monodepth.training.fused import encode_batches, stack_is_exact
+from lifelong_monodepth.training.fused import StepHeads, encode_batches, stack_is_exact
 from lifelong_monodepth.training.losses import uncertainty_depth_loss, upsample_to
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class LifelongDepthModule(pl.LightningModule):
         self.step_samples = 0  # images through the encoder in the last step (current + replay)
         self._step_terms: dict[str, Tensor] = {}
         self._step_batch_size = 0
+        self._step_heads: StepHeads | None = None
         self.compiled = False
         self._val_metrics: dict[str, Any] = {}
 
@@ -162,6 +163,12 @@ class LifelongDepthModule(pl.LightningModule):
     def current_loss(self, batch: Mapping[str, Any], fused: Tensor) -> Tensor:
         """Depth loss of the current domain(s); a mixed (joint) batch is split by domain."""
         letters = list(batch["domain"])
+        if len(set(letters)) == 1:  # one domain: the whole batch, no index copies
+            letter = letters[0]
+            out = self.net.run_heads(fused, [letter])
+            return uncertainty_depth_loss(
+                out.depth[letter], out.log_var[letter], batch["depth"], batch["mask"]
+            )
         losses = []
         for letter in dict.fromkeys(letters):
             rows = torch.tensor(
@@ -188,21 +195,37 @@ class LifelongDepthModule(pl.LightningModule):
         images = [batch["image"], *(x for _, inputs in requests for x in inputs.values())]
         encoded = self.encode_step(images)
         fused = encoded[0]
-        terms = {"depth": self.current_loss(batch, fused)}
+        features: list[dict[str, Tensor] | None] = []
         position = 1
-        for strategy, inputs in requests:
+        for _, inputs in requests:
+            features.append(dict(zip(inputs, encoded[position : position + len(inputs)], strict=True)))
+            position += len(inputs)
+        # Each head once per step on every map asked of it (exact: see StepHeads).
+        self._step_heads = StepHeads(self.net, fuse=bool(self.hparams.get("fused_step", True)))
+        for (strategy, inputs), named in zip(requests, features, strict=True):
+            for letter, features_map in strategy.head_inputs(self, batch, fused, named if inputs else None):
+                self._step_heads.request(letter, features_map)
+        self._step_heads.run()
+        terms = {"depth": self.current_loss(batch, fused)}
+        for (strategy, inputs), named in zip(requests, features, strict=True):
             if inputs:
-                features = dict(zip(inputs, encoded[position : position + len(inputs)], strict=True))
-                position += len(inputs)
-                terms.update(strategy.extra_loss(self, batch, fused, features))
+                terms.update(strategy.extra_loss(self, batch, fused, named))
             else:
                 terms.update(strategy.extra_loss(self, batch, fused))
+        self._step_heads = None
         total = torch.stack(list(terms.values())).sum()
         self.step_samples = sum(int(x.shape[0]) for x in images)
         self._step_batch_size = int(batch["image"].shape[0])
         self._step_terms = {name: value.detach() for name, value in terms.items()}
         self._step_terms["loss"] = total.detach()
         return total
+
+    def run_heads(self, features: Tensor, domains: Sequence[str]) -> NetOutput:
+        """``net.run_heads``, reusing this step's shared head calls (:class:`StepHeads`) inside a step."""
+        step_heads = getattr(self, "_step_heads", None)
+        return (
+            step_heads(features, domains) if step_heads is not None else self.net.run_heads(features, domains)
+        )
 
     def encode_step(self, images: Sequence[Tensor]) -> list[Tensor]:
         """Fused features of the step's batches: stacked per input size unless ``fused_step=false``."""
