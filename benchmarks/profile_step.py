@@ -144,13 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         results[stage] = {k: v / args.repeats for k, v in shares(prof).items()}
     total1 = sum(results["stage1"].values())
     print(f"# CPU self time per step (ms), torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| part | stage 1 | stage 3 | stage 3 share |")
-    print("|---|---|---|---|")
+    print("| part | stage 1 | share | stage 3 | share |")
+    print("|---|---|---|---|---|")
     total3 = sum(results["stage3"].values())
     for part in PARTS:
         a, b = results["stage1"].get(part, 0.0), results["stage3"].get(part, 0.0)
-        print(f"| {part} | {a:.0f} | {b:.0f} | {100 * b / total3:.0f} % |")
-    print(f"| total | {total1:.0f} | {total3:.0f} | ratio {total3 / total1:.2f} |")
+        print(f"| {part} | {a:.0f} | {100 * a / total1:.0f} % | {b:.0f} | {100 * b / total3:.0f} % |")
+    print(f"| total | {total1:.0f} | | {total3:.0f} | ratio {total3 / total1:.2f} |")
     return 0
 
 

@@ -239,10 +239,15 @@ def stage_ratio(args: Any, device: torch.device, budget: Budget) -> dict[str, fl
     per-pair ratios.
     """
     steps, _, _ = stage_steps(args, device)
-    times = interleaved_seconds(steps, device, budget)
+    cpu: dict[str, list[float]] = {}
+    times = interleaved_seconds(steps, device, budget, cpu)
     figures = {f"{stage}_step_s": statistics.median(values) for stage, values in times.items()}
     pairs = [b / a for a, b in zip(times["stage1"], times["stage3"], strict=True)]
     figures["stage3_over_stage1"] = statistics.median(pairs)
+    if device.type == "cpu":  # CPU time of the process: the work, whatever else the cores ran
+        figures["stage3_over_stage1_cpu_time"] = statistics.median(cpu["stage3"]) / statistics.median(
+            cpu["stage1"]
+        )
     # Images through the encoder with gradients (current + 2 replay batches) over stage 1's; the
     # frozen teacher's forward pass over the current batch comes on top.
     figures["stage3_images_ratio"] = (args.batch + 2 * args.replay_batch) / args.batch
