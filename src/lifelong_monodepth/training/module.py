@@ -195,7 +195,7 @@ class LifelongDepthModule(pl.LightningModule):
         images = [batch["image"], *(x for _, inputs in requests for x in inputs.values())]
         encoded = self.encode_step(images)
         fused = encoded[0]
-        features: list[dict[str, Tensor] | None] = []
+        features: list[dict[str, Tensor]] = []
         position = 1
         for _, inputs in requests:
             features.append(dict(zip(inputs, encoded[position : position + len(inputs)], strict=True)))
