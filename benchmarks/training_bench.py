@@ -239,12 +239,20 @@ def stage_ratio(args: Any, device: torch.device, budget: Budget) -> dict[str, fl
     per-pair ratios.
     """
     steps, _, _ = stage_steps(args, device)
-    cpu: dict[str, list[float]] = {}
-    times = interleaved_seconds(steps, device, budget, cpu)
+    times = interleaved_seconds(steps, device, budget)
     figures = {f"{stage}_step_s": statistics.median(values) for stage, values in times.items()}
     pairs = [b / a for a, b in zip(times["stage1"], times["stage3"], strict=True)]
     figures["stage3_over_stage1"] = statistics.median(pairs)
-    if device.type == "cpu":  # CPU time of the process: the work, whatever else the cores ran
+    if device.type == "cpu":
+        # Process CPU time on one thread: the work done, whatever else the cores ran (with several
+        # threads it would also count the threads' spin-waits, which load changes).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            cpu: dict[str, list[float]] = {}
+            interleaved_seconds(steps, device, Budget(warmup=1, repeats=budget.repeats), cpu)
+        finally:
+            torch.set_num_threads(threads)
         figures["stage3_over_stage1_cpu_time"] = statistics.median(cpu["stage3"]) / statistics.median(
             cpu["stage1"]
         )
