@@ -207,6 +207,10 @@ def report(r: dict[str, Any]) -> None:
         f"{r['stage3_over_stage1']:.2f} (images with gradients ×{t['stage3_images_ratio']:.1f}, "
         "plus the teacher)"
     )
+    if "stage3_over_stage1_cpu_time" in t:
+        print(
+            f"in process CPU time (insensitive to other jobs' load): {t['stage3_over_stage1_cpu_time']:.2f}"
+        )
     print("\n## (c) Inference images/s")
     print(
         "| domains, batch | fp32 one head | fp32 all heads | bf16 one head | bf16 all heads "

@@ -43,6 +43,35 @@ def median_seconds(fn: Callable[[], object], device: torch.device, budget: Budge
     return statistics.median(samples)
 
 
+def interleaved_seconds(
+    fns: dict[str, Callable[[], object]],
+    device: torch.device,
+    budget: Budget,
+    cpu_times: dict[str, list[float]] | None = None,
+) -> dict[str, list[float]]:
+    """Wall times of each of ``fns``, called in turn (one round = each once) after warm-up rounds.
+
+    Alternating keeps a change of load on a shared machine from landing on one side of a ratio only:
+    the i-th times of every function were measured next to each other. ``cpu_times``, if given,
+    receives the process CPU time of each call too: on a shared CPU it counts the work done, not
+    the time spent waiting for a core.
+    """
+    for _ in range(budget.warmup):
+        for fn in fns.values():
+            fn()
+    synchronize(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(budget.repeats):
+        for name, fn in fns.items():
+            start, cpu = time.perf_counter(), time.process_time()
+            fn()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+            if cpu_times is not None:
+                cpu_times.setdefault(name, []).append(time.process_time() - cpu)
+    return times
+
+
 def median_interval(stamps: list[float], skip: int) -> float:
     """Median gap between consecutive time stamps, ignoring the first ``skip`` (warm-up) gaps."""
     gaps = [b - a for a, b in zip(stamps[:-1], stamps[1:], strict=True)][skip:]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from timing_utils import Budget, median_interval, median_seconds
+from timing_utils import Budget, interleaved_seconds, median_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +79,7 @@ def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Bu
 
     from lifelong_monodepth.lifelong.distillation import DistillationCallback
     from lifelong_monodepth.lifelong.replay import ReplayCallback
-    from lifelong_monodepth.training.fused import encode_batches
+    from lifelong_monodepth.training.fused import StepHeads, encode_batches
     from lifelong_monodepth.training.losses import distillation_loss, uncertainty_depth_loss
 
     steps = budget.warmup + budget.repeats + 1
@@ -120,8 +122,12 @@ def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Bu
         old = replay.next_batch("N")
         with autocast:
             encoded = encode_batches(net, [images, old["image"].to(device, non_blocking=True)])
-            out = net.run_heads(encoded[0], ["K", "N"])
-            rep = net.run_heads(encoded[1], ["N"])
+            heads = StepHeads(net)  # the old head once on replay + current maps, as the module does
+            heads.request("N", encoded[1])
+            heads.request("N", encoded[0])
+            heads.run()
+            out = heads(encoded[0], ["K", "N"])
+            rep = heads(encoded[1], ["N"])
             with torch.no_grad():
                 target = teacher(images, domains=["N"])
         loss = uncertainty_depth_loss(out.depth["K"], out.log_var["K"], depth, mask)
@@ -149,11 +155,13 @@ def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Bu
     }
 
 
-def stage_ratio(args: Any, device: torch.device, budget: Budget) -> dict[str, float]:
-    """One training step of stage 1 (current loss) and stage 3 (+2 replay batches, +distillation of 2 heads).
+def stage_steps(args: Any, device: torch.device) -> tuple[dict[str, Callable[[], None]], Any, Any]:
+    """One training step of stage 1 and of stage 3, as callables (the module's own ``training_step``).
 
-    The module's own ``training_step`` (fused encoder pass) with the real replay and distillation
-    strategies; the replay batches come from memory so only the step is timed.
+    Stage 3 learns S after N and K: a replay batch of each old domain and distillation of both
+    old heads (frozen teacher), with the real replay and distillation strategies; the replay
+    batches come from memory so only the step is timed. Also returns the module and the
+    distillation strategy (its teacher), for the profiler (``profile_step.py``).
     """
     import pytorch_lightning as pl
 
@@ -195,9 +203,8 @@ def stage_ratio(args: Any, device: torch.device, budget: Budget) -> dict[str, fl
     distill.old_domains = ["N", "K"]
     distill.teacher = freeze(copy.deepcopy(module.net))
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
-    figures = {}
-    for stage, strategies in (("stage1", []), ("stage3", [replay, distill])):
-        module.trainer = pl.Trainer(
+    trainers = {
+        stage: pl.Trainer(
             accelerator=device.type,
             devices=1,
             callbacks=list(strategies),
@@ -206,17 +213,50 @@ def stage_ratio(args: Any, device: torch.device, budget: Budget) -> dict[str, fl
             enable_progress_bar=False,
             enable_model_summary=False,
         )
-        module.set_current(["S"])
-        module.train()
+        for stage, strategies in (("stage1", []), ("stage3", [replay, distill]))
+    }
+    module.set_current(["S"])
+    module.train()  # the same BatchNorm modes in both stages (S current, N and K old heads)
 
+    def make_step(trainer: Any) -> Callable[[], None]:
         def step() -> None:
+            module.trainer = trainer
             optimizer.zero_grad(set_to_none=True)
             module.training_step(batch, 0).backward()
-            optimizer.step()
+            with torch.profiler.record_function("part:optimizer"):
+                optimizer.step()
 
-        figures[f"{stage}_step_s"] = median_seconds(step, device, budget)
-    figures["stage3_over_stage1"] = figures["stage3_step_s"] / figures["stage1_step_s"]
+        return step
+
+    return {stage: make_step(trainer) for stage, trainer in trainers.items()}, module, distill
+
+
+def stage_ratio(args: Any, device: torch.device, budget: Budget) -> dict[str, float]:
+    """Stage-3 over stage-1 step cost, the two steps interleaved so that load hits both alike.
+
+    On a shared machine a burst of load during one side's repeats would bias the ratio; with the
+    steps alternating, each pair sees about the same load, and the ratio is the median of the
+    per-pair ratios.
+    """
+    steps, _, _ = stage_steps(args, device)
+    times = interleaved_seconds(steps, device, budget)
+    figures = {f"{stage}_step_s": statistics.median(values) for stage, values in times.items()}
+    pairs = [b / a for a, b in zip(times["stage1"], times["stage3"], strict=True)]
+    figures["stage3_over_stage1"] = statistics.median(pairs)
+    if device.type == "cpu":
+        # Process CPU time on one thread: the work done, whatever else the cores ran (with several
+        # threads it would also count the threads' spin-waits, which load changes).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            cpu: dict[str, list[float]] = {}
+            interleaved_seconds(steps, device, Budget(warmup=1, repeats=budget.repeats), cpu)
+        finally:
+            torch.set_num_threads(threads)
+        figures["stage3_over_stage1_cpu_time"] = statistics.median(cpu["stage3"]) / statistics.median(
+            cpu["stage1"]
+        )
     # Images through the encoder with gradients (current + 2 replay batches) over stage 1's; the
     # frozen teacher's forward pass over the current batch comes on top.
-    figures["stage3_images_ratio"] = (batch_size + 2 * replay_size) / batch_size
+    figures["stage3_images_ratio"] = (args.batch + 2 * args.replay_batch) / args.batch
     return figures

@@ -34,6 +34,7 @@ TRAINING = {
     "stage3_step_s",
     "stage3_over_stage1",
     "stage3_images_ratio",
+    "stage3_over_stage1_cpu_time",
 }
 PER_CASE = {"fp32_one_head", "fp32_all_heads", "bf16_one_head", "bf16_all_heads", "compiled_one_head"}
 

@@ -8,6 +8,8 @@ A strategy that needs other images through the shared encoder (replay) does not 
 itself: it returns them from ``step_inputs``, the module encodes them together with the current
 batch in one pass (``training/fused.py``) and passes their fused features to ``extra_loss`` as
 ``features`` (same keys). A strategy that returns no inputs gets the three-argument call.
+Heads are run through ``module.run_heads``; a strategy that declares its head calls in
+``head_inputs`` lets the module run each head once per step on everything asked of it.
 """
 
 from __future__ import annotations
@@ -83,6 +85,20 @@ class LifelongStrategy(pl.Callback):
     def step_inputs(self, module: LifelongDepthModule, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """Image batches (on the module's device) this step needs through the shared encoder, by name."""
         return {}
+
+    def head_inputs(
+        self,
+        module: LifelongDepthModule,
+        batch: Mapping[str, Any],
+        fused: Tensor,
+        features: Mapping[str, Tensor] | None = None,
+    ) -> list[tuple[str, Tensor]]:
+        """(head letter, feature map) pairs ``extra_loss`` will run through ``module.run_heads``.
+
+        Declared before any loss is computed, so that a head asked for by several strategies
+        runs once on all its maps (``training/fused.py``, :class:`StepHeads`).
+        """
+        return []
 
     def extra_loss(
         self,

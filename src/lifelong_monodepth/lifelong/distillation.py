@@ -49,6 +49,16 @@ class DistillationCallback(LifelongStrategy):
         self.old_domains = [letter for letter in stage.previous if letter in module.net.heads]
         self.teacher = freeze(copy.deepcopy(module.net)) if self.old_domains else None
 
+    def head_inputs(
+        self,
+        module: LifelongDepthModule,
+        batch: Mapping[str, Any],
+        fused: Tensor,
+        features: Mapping[str, Tensor] | None = None,
+    ) -> list[tuple[str, Tensor]]:
+        """Every old head on the current batch's features (the student)."""
+        return [(letter, fused) for letter in self.old_domains] if self.teacher is not None else []
+
     def extra_loss(
         self,
         module: LifelongDepthModule,

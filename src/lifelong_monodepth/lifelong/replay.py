@@ -209,6 +209,18 @@ class ReplayCallback(LifelongStrategy):
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self._trainer = trainer
 
+    def head_inputs(
+        self,
+        module: LifelongDepthModule,
+        batch: Mapping[str, Any],
+        fused: Tensor,
+        features: Mapping[str, Tensor] | None = None,
+    ) -> list[tuple[str, Tensor]]:
+        """Each old domain's head on its replay batch's features."""
+        return [
+            (letter, features[letter]) for letter in self._step_batches if features and letter in features
+        ]
+
     def extra_loss(
         self,
         module: LifelongDepthModule,
@@ -222,7 +234,7 @@ class ReplayCallback(LifelongStrategy):
                 replay_fused = features[letter]
             else:  # called on its own: encode here
                 replay_fused = module.net.encode(replay["image"].to(module.device), letter)
-            out = module.net.run_heads(replay_fused, [letter])
+            out = module.run_heads(replay_fused, [letter])
             loss = uncertainty_depth_loss(
                 out.depth[letter],
                 out.log_var[letter],

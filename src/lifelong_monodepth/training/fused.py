@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lifelong_monodepth.models.network import MultiDomainDepthNet
+from lifelong_monodepth.models.network import MultiDomainDepthNet, NetOutput
 
 
 @contextlib.contextmanager
@@ -94,11 +94,13 @@ def encode_batches(
 
 def stack_is_exact(net: MultiDomainDepthNet) -> bool:
     """True when no shared BatchNorm is in training mode: a plain stacked pass is then exact."""
+    return batch_norm_frozen(net.encoder) and batch_norm_frozen(net.fusion)
+
+
+def batch_norm_frozen(module: torch.nn.Module) -> bool:
+    """True when no BatchNorm inside is in training mode: the module is then per-sample."""
     return not any(
-        module.training
-        for part in (net.encoder, net.fusion)
-        for module in part.modules()
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+        m.training for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
     )
 
 
@@ -155,3 +157,53 @@ def encode_split(
             for levels, images, letters in zip(features, batches, domains, strict=True)
         ]
     return fused, features
+
+
+class StepHeads:
+    """Each head run once per step on every feature map the strategies asked of it.
+
+    In stage 3 an old head reads two maps: its replay batch (replay loss) and the current batch
+    (distillation student). With the head's BatchNorm frozen (``model.freeze_old_head_bn``, the
+    default) a head is per-sample, so one call on the concatenation computes exactly what two
+    calls did, with half the calls. A head whose BatchNorm is in training mode would normalise
+    the concatenation with mixed statistics: it keeps one call per map, run when asked, in the
+    same order as before.
+    """
+
+    def __init__(self, net: MultiDomainDepthNet, fuse: bool = True) -> None:
+        self.net = net
+        self.fuse = fuse
+        self._requests: dict[str, list[Tensor]] = {}
+        self._outputs: dict[tuple[str, int], tuple[Tensor, Tensor, Tensor]] = {}
+
+    def request(self, letter: str, features: Tensor) -> None:
+        maps = self._requests.setdefault(letter, [])
+        if not any(m is features for m in maps):
+            maps.append(features)
+
+    def run(self) -> None:
+        """One call per head on its concatenated maps, where that is exact (see the class)."""
+        for letter, maps in self._requests.items():
+            if not self.fuse or len(maps) < 2 or letter not in self.net.heads:
+                continue
+            head = self.net.heads[letter]
+            if not batch_norm_frozen(head):
+                continue
+            if len({(tuple(m.shape[1:]), m.dtype, m.device) for m in maps}) > 1:
+                continue
+            sizes = [int(m.shape[0]) for m in maps]
+            depth, log_var = head(torch.cat(maps))
+            for m, d, u in zip(maps, depth.split(sizes), log_var.split(sizes), strict=True):
+                self._outputs[(letter, id(m))] = (m, d, u)
+
+    def __call__(self, features: Tensor, domains: Sequence[str]) -> NetOutput:
+        """Like ``net.run_heads``: outputs computed by :meth:`run` where there are, else a call now."""
+        out = NetOutput(fused=features)
+        for letter in domains:
+            hit = self._outputs.get((letter, id(features)))
+            if hit is not None and hit[0] is features:
+                out.depth[letter], out.log_var[letter] = hit[1], hit[2]
+            else:
+                single = self.net.run_heads(features, [letter])
+                out.depth[letter], out.log_var[letter] = single.depth[letter], single.log_var[letter]
+        return out

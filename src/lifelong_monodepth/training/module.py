@@ -17,7 +17,13 @@ from lifelong_monodepth.data.domain import DomainConfig
 from lifelong_monodepth.lifelong.base import LifelongStrategy
 from lifelong_monodepth.models.domain_norm import freeze_other_domains
 from lifelong_monodepth.models.network import MultiDomainDepthNet, NetOutput
-from lifelong_monodepth.training.fused import encode_batches, encode_split, half_size, stack_is_exact
+from lifelong_monodepth.training.fused import (
+    StepHeads,
+    encode_batches,
+    encode_split,
+    half_size,
+    stack_is_exact,
+)
 from lifelong_monodepth.training.losses import uncertainty_depth_loss, upsample_to
 from lifelong_monodepth.training.warmup import frozen_mode, frozen_parts, validate_warmup
 
@@ -80,6 +86,7 @@ class LifelongDepthModule(pl.LightningModule):
         self.step_samples = 0  # images through the encoder in the last step (current + replay)
         self._step_terms: dict[str, Tensor] = {}
         self._step_batch_size = 0
+        self._step_heads: StepHeads | None = None
         self.compiled = False
         self._val_metrics: dict[str, Any] = {}
         self.lr_factor = 1.0  # this stage's learning-rate factor (stage_schedule.lr_factors)
@@ -184,6 +191,12 @@ class LifelongDepthModule(pl.LightningModule):
     def current_loss(self, batch: Mapping[str, Any], fused: Tensor) -> Tensor:
         """Depth loss of the current domain(s); a mixed (joint) batch is split by domain."""
         letters = list(batch["domain"])
+        if len(set(letters)) == 1:  # one domain: the whole batch, no index copies
+            letter = letters[0]
+            out = self.net.run_heads(fused, [letter])
+            return uncertainty_depth_loss(
+                out.depth[letter], out.log_var[letter], batch["depth"], batch["mask"]
+            )
         losses = []
         for letter in dict.fromkeys(letters):
             rows = torch.tensor(
@@ -218,21 +231,37 @@ class LifelongDepthModule(pl.LightningModule):
         ]
         encoded = self.encode_step(images, domains, frozen, current=batch["image"])
         fused = encoded[0]
-        terms = {"depth": self.current_loss(batch, fused)}
+        features: list[dict[str, Tensor]] = []
         position = 1
-        for strategy, inputs in requests:
+        for _, inputs in requests:
+            features.append(dict(zip(inputs, encoded[position : position + len(inputs)], strict=True)))
+            position += len(inputs)
+        # Each head once per step on every map asked of it (exact: see StepHeads).
+        self._step_heads = StepHeads(self.net, fuse=bool(self.hparams.get("fused_step", True)))
+        for (strategy, inputs), named in zip(requests, features, strict=True):
+            for letter, features_map in strategy.head_inputs(self, batch, fused, named if inputs else None):
+                self._step_heads.request(letter, features_map)
+        self._step_heads.run()
+        terms = {"depth": self.current_loss(batch, fused)}
+        for (strategy, inputs), named in zip(requests, features, strict=True):
             if inputs:
-                features = dict(zip(inputs, encoded[position : position + len(inputs)], strict=True))
-                position += len(inputs)
-                terms.update(strategy.extra_loss(self, batch, fused, features))
+                terms.update(strategy.extra_loss(self, batch, fused, named))
             else:
                 terms.update(strategy.extra_loss(self, batch, fused))
+        self._step_heads = None
         total = torch.stack(list(terms.values())).sum()
         self.step_samples = sum(int(x.shape[0]) for x in images)
         self._step_batch_size = int(batch["image"].shape[0])
         self._step_terms = {name: value.detach() for name, value in terms.items()}
         self._step_terms["loss"] = total.detach()
         return total
+
+    def run_heads(self, features: Tensor, domains: Sequence[str]) -> NetOutput:
+        """``net.run_heads``, reusing this step's shared head calls (:class:`StepHeads`) inside a step."""
+        step_heads = getattr(self, "_step_heads", None)
+        return (
+            step_heads(features, domains) if step_heads is not None else self.net.run_heads(features, domains)
+        )
 
     def encode_step(
         self,
@@ -271,7 +300,7 @@ class LifelongDepthModule(pl.LightningModule):
         step's current batch, else from a fresh encoder pass.
         """
         if not self.net.domain_bn:
-            return self.net.run_heads(fused, letters)
+            return self.run_heads(fused, letters)
         if self._step_features is not None and self._step_features[0] is images:
             _, features, size = self._step_features
             return self.net.run_domains(features, size, list(letters))
