@@ -95,7 +95,7 @@ def stage_cache(run: Path, stage: str, cfg: Any, cache_dir: Path | None = None) 
 
     from lifelong_monodepth.data.domain import domains_from_config
     from lifelong_monodepth.evaluation.selector_fit import selector_loaders
-    from lifelong_monodepth.evaluation.test_checkpoint import load_module
+    from lifelong_monodepth.training.loading import load_module
     from lifelong_monodepth.models.selection import SelectorOptions
 
     saved = cache_dir / f"{stage}.pt" if cache_dir else None
