@@ -71,14 +71,19 @@ def _step(runner, batch, fused: bool):
     return loss.detach(), dict(module._step_terms), grads, buffers, calls, module.step_samples
 
 
-@pytest.mark.parametrize("freeze", ["none", "shared"])
-def test_fused_step_equals_separate_passes(tmp_path: Path, tiny_domains, freeze: str) -> None:
-    runner, batch = _stage_two(tmp_path, tiny_domains, [f"model.freeze_shared_bn={freeze}"])
+@pytest.mark.parametrize(
+    ("freeze", "domain_bn"), [("none", "false"), ("shared", "false"), ("none", "stats")]
+)
+def test_fused_step_equals_separate_passes(tmp_path: Path, tiny_domains, freeze: str, domain_bn: str) -> None:
+    overrides = [f"model.freeze_shared_bn={freeze}", f"model.net.fusion.domain_bn={domain_bn}"]
+    runner, batch = _stage_two(tmp_path, tiny_domains, overrides)
     loss_f, terms_f, grads_f, stats_f, calls_f, samples_f = _step(runner, batch, fused=True)
     loss_u, terms_u, grads_u, stats_u, calls_u, samples_u = _step(runner, batch, fused=False)
     assert calls_f[0] == [4] and calls_u[0] == [2, 2]  # one encoder pass over current (2) + replay (2)
     # the old head N (frozen BatchNorm) runs once on its replay (2) + current (2, distillation) maps
-    assert calls_f[1] == [4] and calls_u[1] == [2, 2]
+    # (with per-domain fusion statistics the distillation student reads N's own map of the current
+    # batch, not the shared one: two calls then, and no wasted call on the shared map)
+    assert calls_f[1] == ([4] if domain_bn == "false" else [2, 2]) and calls_u[1] == [2, 2]
     assert samples_f == samples_u == 4
     assert set(terms_f) == {"depth", "replay_N", "distill_N", "loss"}
     for name in terms_f:

@@ -56,8 +56,14 @@ class DistillationCallback(LifelongStrategy):
         fused: Tensor,
         features: Mapping[str, Tensor] | None = None,
     ) -> list[tuple[str, Tensor]]:
-        """Every old head on the current batch's features (the student)."""
-        return [(letter, fused) for letter in self.old_domains] if self.teacher is not None else []
+        """Every old head on the current batch's features (the student).
+
+        With per-domain fusion statistics each old head reads its own map of the current batch
+        (:meth:`LifelongDepthModule.heads_on_batch`), not ``fused``: nothing to share then.
+        """
+        if self.teacher is None or module.net.domain_bn:
+            return []
+        return [(letter, fused) for letter in self.old_domains]
 
     def extra_loss(
         self,
