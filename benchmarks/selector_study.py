@@ -95,8 +95,8 @@ def stage_cache(run: Path, stage: str, cfg: Any, cache_dir: Path | None = None) 
 
     from lifelong_monodepth.data.domain import domains_from_config
     from lifelong_monodepth.evaluation.selector_fit import selector_loaders
-    from lifelong_monodepth.training.loading import load_module
     from lifelong_monodepth.models.selection import SelectorOptions
+    from lifelong_monodepth.training.loading import load_module
 
     saved = cache_dir / f"{stage}.pt" if cache_dir else None
     module = load_module(run / "checkpoints" / f"{stage}.ckpt")

@@ -71,9 +71,7 @@ def _step(runner, batch, fused: bool):
     return loss.detach(), dict(module._step_terms), grads, buffers, calls, module.step_samples
 
 
-@pytest.mark.parametrize(
-    ("freeze", "domain_bn"), [("none", "false"), ("shared", "false"), ("none", "stats")]
-)
+@pytest.mark.parametrize(("freeze", "domain_bn"), [("none", "false"), ("shared", "false"), ("none", "stats")])
 def test_fused_step_equals_separate_passes(tmp_path: Path, tiny_domains, freeze: str, domain_bn: str) -> None:
     overrides = [f"model.freeze_shared_bn={freeze}", f"model.net.fusion.domain_bn={domain_bn}"]
     runner, batch = _stage_two(tmp_path, tiny_domains, overrides)

@@ -101,6 +101,7 @@ def _rules() -> list[tuple[str, Check]]:
         ("checkpoint.every_n_steps", int_at_least(0, " (0: epoch ends only)")),
         ("model.optimizer.lr", positive_number()),
         ("model.max_bad_steps", int_at_least(1)),
+        ("model.precise_bn_batches", optional(int_at_least(0, " (batches; null: all; 0: off)"))),
         ("model.freeze_shared_bn", one_of(FREEZE_SHARED_BN)),
         ("model.head_warmup_steps", int_at_least(0, " (optimiser steps of the new head alone; 0: off)")),
         ("model.net.fusion.domain_bn", lambda v: None if v is False else one_of(DOMAIN_BN_MODES)(v)),

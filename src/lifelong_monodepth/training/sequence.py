@@ -52,6 +52,7 @@ from lifelong_monodepth.training.checkpointing import (
 from lifelong_monodepth.training.distributed import any_rank_stops, is_global_zero, launch_ranks
 from lifelong_monodepth.training.module import LifelongDepthModule
 from lifelong_monodepth.training.order import resolve_order, stage_names
+from lifelong_monodepth.training.precise_bn import recalibrate_domain_statistics
 from lifelong_monodepth.training.stage_schedule import StageSchedule
 from lifelong_monodepth.training.timing import RunTiming, StageTimer
 from lifelong_monodepth.utils.io import write_json
@@ -402,6 +403,7 @@ class SequenceRunner:
         for strategy in self.strategies:
             strategy.on_stage_end(stage, self.module, self.datamodule)
         self.module.mark_learned(stage.current)
+        self.recalibrate(stage)
         if self.rank_zero:  # DDP: the ranks hold the same weights; one writes the stage's files
             self.tracker.stage_trained(stage, trainer)
             self.fit_selector()
@@ -414,6 +416,21 @@ class SequenceRunner:
             )
         if self.rank_zero and resume_path.is_file():
             resume_path.unlink()
+
+    def recalibrate(self, stage: Stage) -> None:
+        """Precise per-domain fusion statistics of the stage's domains (``model.precise_bn_batches``).
+
+        Every rank computes the same values (same weights, same unshuffled batches)."""
+        batches = self.cfg.model.get("precise_bn_batches", 0)
+        if batches == 0 or not self.module.net.domain_bn:
+            return
+        seen = recalibrate_domain_statistics(
+            self.module.net,
+            stage.current,
+            lambda letter: self.datamodule.eval_loader(letter, "train"),
+            None if batches is None else int(batches),
+        )
+        log.info("Fusion BatchNorm statistics re-estimated on %s", seen)
 
     def run(self) -> SequenceResult:
         with self.guard, self.tracker:  # the tracker finishes the W&B run, failed on an exception
