@@ -63,6 +63,39 @@ def per_segment_batch_norm(sizes: Sequence[int]) -> Iterator[None]:
         F.batch_norm = original
 
 
+def _stacked_passes(
+    run: Callable[[Tensor], Any], batches: Sequence[Tensor], fuse: bool, segment_bn: bool
+) -> list[Any]:
+    """``run`` on every batch, with one call per distinct input size (outputs split back per batch).
+
+    ``run`` returns a tensor or a list of tensors (e.g. the encoder's levels), each with the batch
+    first. ``fuse=False`` calls it once per batch; ``segment_bn`` keeps training-mode BatchNorm
+    normalising each batch of a stack on its own (:func:`per_segment_batch_norm`).
+    """
+    if not fuse:
+        return [run(images) for images in batches]
+    out: list[Any] = [None] * len(batches)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, images in enumerate(batches):
+        groups.setdefault((tuple(images.shape[1:]), images.dtype, images.device), []).append(i)
+    for members in groups.values():
+        if len(members) == 1:
+            out[members[0]] = run(batches[members[0]])
+            continue
+        sizes = [batches[i].shape[0] for i in members]
+        context = per_segment_batch_norm(sizes) if segment_bn else contextlib.nullcontext()
+        with context:
+            result = run(torch.cat([batches[i] for i in members]))
+        if isinstance(result, Tensor):
+            for i, part in zip(members, result.split(sizes), strict=True):
+                out[i] = part
+        else:
+            parts = [level.split(sizes) for level in result]
+            for k, i in enumerate(members):
+                out[i] = [part[k] for part in parts]
+    return out
+
+
 def encode_batches(
     net: MultiDomainDepthNet, batches: Sequence[Tensor], fuse: bool = True, segment_bn: bool = True
 ) -> list[Tensor]:
@@ -72,24 +105,7 @@ def encode_batches(
     ``segment_bn=False`` lets BatchNorm see the whole stack (used under ``torch.compile``, where
     stacking is only done when no shared BatchNorm is in training mode, see :func:`stack_is_exact`).
     """
-    if not fuse:
-        return [net.encode(images) for images in batches]
-    out: list[Tensor | None] = [None] * len(batches)
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, images in enumerate(batches):
-        groups.setdefault((tuple(images.shape[1:]), images.dtype, images.device), []).append(i)
-    for members in groups.values():
-        if len(members) == 1:
-            out[members[0]] = net.encode(batches[members[0]])
-            continue
-        sizes = [batches[i].shape[0] for i in members]
-        stacked = torch.cat([batches[i] for i in members])
-        context = per_segment_batch_norm(sizes) if segment_bn else contextlib.nullcontext()
-        with context:
-            fused = net.encode(stacked)
-        for i, part in zip(members, fused.split(sizes), strict=True):
-            out[i] = part
-    return [features for features in out if features is not None]
+    return _stacked_passes(net.encode, batches, fuse, segment_bn)
 
 
 def stack_is_exact(net: MultiDomainDepthNet) -> bool:
@@ -108,24 +124,7 @@ def encoder_features(
     net: MultiDomainDepthNet, batches: Sequence[Tensor], fuse: bool = True, segment_bn: bool = True
 ) -> list[list[Tensor]]:
     """Encoder feature levels of every batch (no fusion), stacked like :func:`encode_batches`."""
-    if not fuse:
-        return [net.features(images) for images in batches]
-    out: list[list[Tensor] | None] = [None] * len(batches)
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, images in enumerate(batches):
-        groups.setdefault((tuple(images.shape[1:]), images.dtype, images.device), []).append(i)
-    for members in groups.values():
-        if len(members) == 1:
-            out[members[0]] = net.features(batches[members[0]])
-            continue
-        sizes = [batches[i].shape[0] for i in members]
-        context = per_segment_batch_norm(sizes) if segment_bn else contextlib.nullcontext()
-        with context:
-            levels = net.features(torch.cat([batches[i] for i in members]))
-        parts = [level.split(sizes) for level in levels]
-        for k, i in enumerate(members):
-            out[i] = [part[k] for part in parts]
-    return [features for features in out if features is not None]
+    return _stacked_passes(net.features, batches, fuse, segment_bn)
 
 
 def half_size(images: Tensor) -> tuple[int, int]:
