@@ -79,7 +79,7 @@ def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Bu
 
     from lifelong_monodepth.lifelong.distillation import DistillationCallback
     from lifelong_monodepth.lifelong.replay import ReplayCallback
-    from lifelong_monodepth.training.fused import StepHeads, encode_batches
+    from lifelong_monodepth.training.fused import StepHeads, encode_batches, encode_split, half_size
     from lifelong_monodepth.training.losses import distillation_loss, uncertainty_depth_loss
 
     steps = budget.warmup + budget.repeats + 1
@@ -112,6 +112,7 @@ def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Bu
     precision = str(runner.cfg.trainer.precision)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.startswith("bf16"))
     clip = runner.cfg.trainer.get("gradient_clip_val")
+    channels_last = bool(runner.cfg.model.get("channels_last", False))  # the weights are already converted
     hand: list[float] = []
     loader = runner.datamodule.train_dataloader()
     for i, batch in enumerate(loader):
@@ -120,14 +121,27 @@ def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Bu
         images = batch["image"].to(device, non_blocking=True)
         depth, mask = batch["depth"].to(device), batch["mask"].to(device)
         old = replay.next_batch("N")
+        replayed = old["image"].to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+            replayed = replayed.contiguous(memory_format=torch.channels_last)
         with autocast:
-            encoded = encode_batches(net, [images, old["image"].to(device, non_blocking=True)])
-            heads = StepHeads(net)  # the old head once on replay + current maps, as the module does
-            heads.request("N", encoded[1])
-            heads.request("N", encoded[0])
-            heads.run()
-            out = heads(encoded[0], ["K", "N"])
-            rep = heads(encoded[1], ["N"])
+            if net.domain_bn:
+                # Per-domain fusion statistics: one encoder pass, each batch fused under its domain's
+                # set, the old head on the current batch fused under its own set (as the module does).
+                fused, levels = encode_split(net, [images, replayed], [list(batch["domain"]), "N"])
+                out = net.run_heads(fused[0], ["K"])
+                student = net.run_domains(levels[0], half_size(images), ["N"])
+                out.depth["N"], out.log_var["N"] = student.depth["N"], student.log_var["N"]
+                rep = net.run_heads(fused[1], ["N"])
+            else:
+                encoded = encode_batches(net, [images, replayed])
+                heads = StepHeads(net)  # the old head once on replay + current maps, as the module does
+                heads.request("N", encoded[1])
+                heads.request("N", encoded[0])
+                heads.run()
+                out = heads(encoded[0], ["K", "N"])
+                rep = heads(encoded[1], ["N"])
             with torch.no_grad():
                 target = teacher(images, domains=["N"])
         loss = uncertainty_depth_loss(out.depth["K"], out.log_var["K"], depth, mask)

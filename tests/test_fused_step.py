@@ -114,3 +114,31 @@ def test_batches_of_different_sizes_are_grouped(tmp_path: Path) -> None:
     assert [c[0] for c in calls] == [4, 3]  # 64×96 (2 + 2 images) in one pass, 96×64 alone
     for a, b in zip(fused, separate, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_step_equals_contiguous_step(tmp_path: Path, tiny_domains) -> None:
+    """The default memory layout (``model.channels_last``, faster on CPU and GPU) changes the summation
+    order only: the same loss, gradients and running statistics as the contiguous layout (float64)."""
+    runner, batch = _stage_two(tmp_path, tiny_domains)
+    assert runner.cfg.model.channels_last  # the default
+    runner.module.setup("fit")  # what Lightning calls at each stage's fit: converts the weights
+    for strategy in runner.strategies:
+        if getattr(strategy, "teacher", None) is not None:
+            strategy.teacher.to(memory_format=torch.channels_last)  # a copy of the converted student
+    weight = runner.module.net.fusion.fuse[0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    last = _step(runner, batch, fused=True)
+    runner.module.net.to(memory_format=torch.contiguous_format)
+    runner.module.hparams.channels_last = False
+    for strategy in runner.strategies:
+        if getattr(strategy, "teacher", None) is not None:
+            strategy.teacher.to(memory_format=torch.contiguous_format)
+    assert runner.module.net.fusion.fuse[0].weight.is_contiguous()
+    plain = _step(runner, batch, fused=True)
+    torch.testing.assert_close(last[0], plain[0], rtol=1e-10, atol=1e-12)
+    assert last[2].keys() == plain[2].keys()
+    for name in last[2]:
+        error = (last[2][name] - plain[2][name]).norm()
+        assert error < 1e-8 * plain[2][name].norm() + 1e-12, (name, float(error))
+    for name in last[3]:
+        torch.testing.assert_close(last[3][name], plain[3][name], rtol=1e-10, atol=1e-12, msg=name)
