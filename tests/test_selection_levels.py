@@ -188,3 +188,68 @@ def test_the_shipped_default_reads_every_encoder_level_and_flags_on_the_fused_ma
     options = SelectorOptions.from_config(node)
     assert options.levels == ["enc1", "enc2", "enc3", "enc4", "fused"] and options.rank == 16
     assert options.separate_unknown and options.unknown_levels == ["fused"]
+    assert options.unknown_own_covariance == 0.8 and options.margin == 1.25
+
+
+def _spread_domains(count: int, seed: int) -> dict[str, torch.Tensor]:
+    """Two 4-d domains of different shapes: A wide along axis 0 and narrow elsewhere, B the reverse."""
+    generator = torch.Generator().manual_seed(seed)
+    a = torch.randn(count, 4, generator=generator) * torch.tensor([6.0, 0.3, 0.3, 0.3])
+    b = torch.randn(count, 4, generator=generator) * torch.tensor([0.3, 3.0, 3.0, 3.0])
+    return {"A": a, "B": b + torch.tensor([0.0, 0.0, 0.0, 20.0])}
+
+
+def test_own_covariance_distance_matches_a_hand_computation() -> None:
+    """own_covariance = w: domain l's covariance is w·Σ_l + (1 − w)·Σ_shared (standardised, shrunk)."""
+    features = _spread_domains(200, seed=0)
+    w, shrinkage = 0.8, 0.1
+    g = fit_gaussian(features, shrinkage, own_covariance=w)
+    x = torch.cat([features["A"], features["B"]]).double()
+    mean, scale = x.mean(0), x.std(0)
+    z = {k: (v.double() - mean) / scale for k, v in features.items()}
+    residuals = torch.cat([v - v.mean(0) for v in z.values()])
+    shared = residuals.T @ residuals / (len(residuals) - 2)
+    probe = torch.tensor([[9.0, 1.0, 0.0, 3.0]])
+    for i, letter in enumerate("AB"):
+        own = torch.cov(z[letter].T)
+        blend = w * own + (1 - w) * shared
+        covariance = (1 - shrinkage) * blend + shrinkage * blend.diagonal().mean() * torch.eye(4)
+        diff = (probe.double() - mean) / scale - z[letter].mean(0)
+        expected = diff @ torch.linalg.inv(covariance) @ diff.T
+        assert torch.allclose(mahalanobis(probe, g)[0, i].double(), expected[0, 0], rtol=1e-4)
+    # w = 0 is the shared covariance (the routing Gaussian's form).
+    assert torch.allclose(
+        mahalanobis(probe, fit_gaussian(features, shrinkage, own_covariance=0.0)),
+        mahalanobis(probe, fit_gaussian(features, shrinkage)),
+    )
+
+
+def test_own_covariance_flags_what_is_unusual_for_the_chosen_domain() -> None:
+    """An image near A but off A's narrow axes is unusual for A, not for the pooled shape (B varies
+    along those axes): only A's own covariance flags it; A's own images stay known."""
+    fit, calibration, test = _spread_domains(200, 0), _spread_domains(48, 1), _spread_domains(400, 2)
+    generator = torch.Generator().manual_seed(3)
+    off = torch.randn(200, 4, generator=generator) * torch.tensor([6.0, 0.3, 0.3, 0.3])
+    off[:, 1] += 6.0  # twenty of A's standard deviations along axis 1, two of B's
+    flagged, false_alarms = {}, {}
+    for own in (0.0, 0.8):
+        options = SelectorOptions.from_config({"levels": ["fused"], "unknown_own_covariance": own})
+        fitting = {k: {"fused": v} for k, v in fit.items()}
+        held_out = {k: {"fused": v} for k, v in calibration.items()}
+        state = fit_state_from_descriptors(fitting, held_out, options)
+        assert ("unknown" in state) == (own > 0)  # its own Gaussian; routing keeps the shared one
+        selector = DomainSelector("mahalanobis", state)
+        routed = selector.route_descriptors(off, unknown_features=off)
+        assert set(routed.letters) == {"A"}
+        flagged[own] = float(routed.unknown.float().mean())
+        own_images = selector.route_descriptors(test["A"], unknown_features=test["A"])
+        false_alarms[own] = float(own_images.unknown.float().mean())
+    assert flagged[0.8] > 0.9 and flagged[0.0] < 0.5, flagged
+    assert false_alarms[0.8] < 0.03, false_alarms
+
+
+def test_own_covariance_refuses_a_low_rank_covariance() -> None:
+    with pytest.raises(ValueError, match="unknown_rank: null"):
+        fit_gaussian(_spread_domains(20, 0), 0.1, rank=2, own_covariance=0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fit_gaussian(_spread_domains(20, 0), 0.1, own_covariance=1.5)

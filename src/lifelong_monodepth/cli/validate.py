@@ -110,6 +110,10 @@ def _rules() -> list[tuple[str, Check]]:
         ("selector.max_images", int_at_least(1)),
         ("selector.rank", optional(int_at_least(1, " or null (full covariance)"))),
         ("selector.unknown_rank", optional(int_at_least(1, " or null (full covariance)"))),
+        (
+            "selector.unknown_own_covariance",
+            lambda v: None if _is_number(v) and 0 <= v <= 1 else "must be in [0, 1] (0: shared covariance)",
+        ),
         ("selector.calibration_folds", int_at_least(0, " (0: calibrate on calibration_split only)")),
         ("evaluation.protocol", one_of(PROTOCOLS)),
         ("evaluation.split", one_of(("train", "val", "test"))),

@@ -61,18 +61,33 @@ def fit_classifier(
 
 
 def fit_gaussian(
-    features: Mapping[str, Tensor], shrinkage: float = 0.1, rank: int | None = None
+    features: Mapping[str, Tensor],
+    shrinkage: float = 0.1,
+    rank: int | None = None,
+    own_covariance: float = 0.0,
 ) -> dict[str, Tensor]:
     """Per-domain means and one shrunk, shared covariance on standardised features.
 
     Stored as its inverse (``precision``, ``D×D``) or, when ``rank < D``, as its ``rank`` leading
     eigenvectors (``components``), their variances and the mean variance of the remaining directions
     (``residual``); both shrink every variance towards the mean variance by ``shrinkage``.
+
+    ``own_covariance = w > 0`` gives each domain its own covariance instead, ``w ×`` its own plus
+    ``(1 − w) ×`` the shared one, shrunk the same way (``precisions``, ``L×D×D``; full rank only).
+    A domain's spread differs from the pooled one (an indoor domain varies along directions the
+    outdoor one does not): under the shared covariance its own images in those directions look far
+    away, which makes the unknown flag's threshold sit in a heavy tail.
     """
     if not 0.0 < shrinkage <= 1.0:
         raise ValueError(f"selector.shrinkage must be in (0, 1], got {shrinkage}")
     if rank is not None and rank < 1:
         raise ValueError(f"selector.rank must be a positive number of components or null, got {rank}")
+    if not 0.0 <= own_covariance <= 1.0:
+        raise ValueError(f"selector.unknown_own_covariance must be in [0, 1], got {own_covariance}")
+    if own_covariance > 0 and rank is not None and rank < len(next(iter(features.values()))[0]):
+        raise ValueError(
+            "selector.unknown_own_covariance > 0 needs a full covariance: set selector.unknown_rank: null."
+        )
     parts = [features[letter].double() for letter in features]
     x = torch.cat(parts)
     mean = x.mean(0)
@@ -85,6 +100,16 @@ def fit_gaussian(
     average = covariance.diagonal().mean().clamp_min(1e-6)
     state = {"mean": mean.float(), "scale": scale.float(), "centroids": centroids.float()}
     dim = len(mean)
+    if own_covariance > 0:
+        precisions = []
+        for zi in z:
+            deviation = zi - zi.mean(0)
+            own = deviation.T @ deviation / max(len(zi) - 1, 1)
+            blend = own_covariance * own + (1 - own_covariance) * covariance
+            target = blend.diagonal().mean().clamp_min(1e-6) * torch.eye(dim, dtype=blend.dtype)
+            precisions.append(torch.linalg.inv((1 - shrinkage) * blend + shrinkage * target))
+        state["precisions"] = torch.stack(precisions).float()
+        return state
     if rank is None or rank >= dim:
         target = average * torch.eye(dim, dtype=covariance.dtype)
         state["precision"] = torch.linalg.inv((1 - shrinkage) * covariance + shrinkage * target).float()
@@ -102,6 +127,8 @@ def mahalanobis(features: Tensor, gaussian: Mapping[str, Tensor]) -> Tensor:
     """``(B, D)`` → ``(B, L)`` squared Mahalanobis distance to each domain's mean."""
     g = {key: value.to(features) for key, value in gaussian.items() if isinstance(value, Tensor)}
     diff = ((features - g["mean"]) / g["scale"])[:, None, :] - g["centroids"][None]
+    if "precisions" in g:  # one covariance per domain (``own_covariance``)
+        return torch.einsum("bld,lde,ble->bl", diff, g["precisions"], diff)
     if "precision" in g:
         return torch.einsum("bld,de,ble->bl", diff, g["precision"], diff)
     projected = diff @ g["components"].T  # (B, L, rank)
@@ -139,7 +166,11 @@ def calibrate_thresholds(
 
 
 def cross_fitted_distances(
-    features: Mapping[str, Tensor], folds: int, shrinkage: float, rank: int | None
+    features: Mapping[str, Tensor],
+    folds: int,
+    shrinkage: float,
+    rank: int | None,
+    own_covariance: float = 0.0,
 ) -> dict[str, Tensor]:
     """Each fitting image's distance to its domain's mean under a Gaussian fitted without its fold.
 
@@ -156,7 +187,7 @@ def cross_fitted_distances(
             held[letter] = features[letter][rows % folds == fold]
         if any(len(part) < 2 for part in kept.values()):
             continue
-        gaussian = fit_gaussian(kept, shrinkage, rank)
+        gaussian = fit_gaussian(kept, shrinkage, rank, own_covariance)
         for i, letter in enumerate(letters):
             if len(held[letter]):
                 out[letter].append(mahalanobis(held[letter].float(), gaussian)[:, i])
@@ -217,6 +248,7 @@ class SelectorOptions:
     levels: list[str] = field(default_factory=lambda: [FUSED])
     unknown_levels: list[str] | None = None  # the unknown flag's own descriptor (null: levels')
     unknown_rank: int | None = None  # its covariance rank (null: full)
+    unknown_own_covariance: float = 0.0  # weight of each domain's own covariance in its own (0: shared)
     grid: int = 4
     max_images: int = 256
     current_split: str = "train"
@@ -243,8 +275,10 @@ class SelectorOptions:
 
     @property
     def separate_unknown(self) -> bool:
-        """Whether the unknown flag reads other maps than routing does (a second, small Gaussian)."""
-        return self.unknown_levels is not None and list(self.unknown_levels) != list(self.levels)
+        """Whether the unknown flag has its own Gaussian: it reads other maps than routing does, or it
+        gives each domain its own covariance (``unknown_own_covariance``)."""
+        other_maps = self.unknown_levels is not None and list(self.unknown_levels) != list(self.levels)
+        return other_maps or self.unknown_own_covariance > 0
 
 
 def fit_selector(
@@ -294,10 +328,11 @@ def fit_state_from_descriptors(
         calibration_folds=options.calibration_folds,
     )
     if options.separate_unknown:
+        unknown_levels = options.unknown_levels or options.levels
         state["unknown"] = fit_unknown_state(
-            join_levels(features, options.unknown_levels),
-            join_levels(calibration, options.unknown_levels),
-            options.unknown_levels,
+            join_levels(features, unknown_levels),
+            join_levels(calibration, unknown_levels),
+            unknown_levels,
             options,
         )
     return state
@@ -311,9 +346,12 @@ def fit_unknown_state(
 ) -> dict[str, Any]:
     """A Gaussian (with thresholds) on the unknown flag's own descriptor; routing keeps its own."""
     letters = list(features)
-    gaussian = fit_gaussian(features, options.shrinkage, options.unknown_rank)
+    own = options.unknown_own_covariance
+    gaussian = fit_gaussian(features, options.shrinkage, options.unknown_rank, own)
     extra = (
-        cross_fitted_distances(features, options.calibration_folds, options.shrinkage, options.unknown_rank)
+        cross_fitted_distances(
+            features, options.calibration_folds, options.shrinkage, options.unknown_rank, own
+        )
         if options.calibration_folds > 1
         else None
     )

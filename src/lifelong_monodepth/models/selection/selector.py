@@ -147,7 +147,7 @@ class DomainSelector:
         gaussian = self.unknown_gaussian
         if features is None or gaussian is None or "threshold" not in gaussian:
             return torch.zeros(len(chosen), dtype=torch.bool)
-        if distances is None:
+        if distances is None or gaussian is not self.state.get("gaussian"):  # routing's distances: reuse
             distances = mahalanobis(features, gaussian)
         known = self.state["letters"]
         rows = torch.arange(len(chosen), device=distances.device)
