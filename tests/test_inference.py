@@ -277,3 +277,18 @@ def test_export_matches_pytorch(checkpoint, photos, tmp_path, fmt, domain):
     for diffs in report["checks"].values():
         for _, relative in diffs.values():
             assert relative < 1e-4
+
+
+def test_cpu_prediction_uses_channels_last_by_default_with_the_same_depth(checkpoint, photos):
+    """``channels_last=auto`` means NHWC on CPU too (faster oneDNN convolutions): same depth as NCHW."""
+    from lifelong_monodepth.inference.predictor import DepthPredictor
+
+    image = read_image(photos / "a_rgb.jpg")
+    results = {}
+    for flag in ("auto", "false"):
+        predictor = DepthPredictor(load_model(checkpoint), domain="N", device="cpu", channels_last=flag)
+        assert predictor.channels_last == (flag == "auto")
+        weight = next(p for p in predictor.net.parameters() if p.dim() == 4)
+        assert weight.is_contiguous(memory_format=torch.channels_last) == (flag == "auto")
+        results[flag] = predictor([image])[0].depth
+    np.testing.assert_allclose(results["auto"], results["false"], rtol=1e-4, atol=1e-4)

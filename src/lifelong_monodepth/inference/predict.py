@@ -41,7 +41,7 @@ class PredictOptions:
     batch_size: int = option(8, "images per forward pass")
     device: str = option("auto", "auto (cuda if available), cpu or cuda[:N]")
     precision: str = option("auto", "auto (bf16 on GPUs that support it, else fp32), fp32 or bf16")
-    channels_last: str = option("auto", "auto (on CUDA), true or false")
+    channels_last: str = option("auto", "auto (on CPU and CUDA), true or false")
     compile: str = option("auto", "torch.compile the encoder: auto (on CUDA), true or false")
     color_range: str = option("image", "image (1st-99th percentile), domain (head's range) or lo,hi metres")
     colormap: str = option("turbo", "matplotlib colour map of the depth images")
