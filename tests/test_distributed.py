@@ -24,6 +24,7 @@ COMMON = [
     "trainer.max_epochs=2",
     "evaluation.reference_init=false",
     "selector=prototype",
+    "model.channels_last=false",  # one memory layout on both sides (the ddp preset's is for GPUs)
 ]
 ONE = ["data.batch_size=4", "strategy.callbacks.replay.batch_size=2"]
 TWO = [

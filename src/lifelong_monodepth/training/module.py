@@ -76,6 +76,7 @@ class LifelongDepthModule(pl.LightningModule):
             )
         self.save_hyperparameters()
         self.net: MultiDomainDepthNet = _instantiate(net)
+        self._apply_memory_format()
         self.domain_info: dict[str, dict[str, Any]] = {}
         self.learned: list[str] = []
         self.current: list[str] = []
@@ -97,6 +98,7 @@ class LifelongDepthModule(pl.LightningModule):
     def add_domain(self, domain: DomainConfig, reinit: bool = False) -> None:
         """Grow (or with ``reinit``, rebuild) the head of a domain and remember its metadata."""
         self.net.add_domain(domain.letter, domain.min_depth, domain.max_depth, reinit=reinit)
+        self._apply_memory_format()  # the new head too: a resumed run must compute what one run did
         self.domain_info[domain.letter] = {
             "letter": domain.letter,
             "name": domain.name,
@@ -162,10 +164,17 @@ class LifelongDepthModule(pl.LightningModule):
             freeze_other_domains(self.net.fusion, keep=self.current)
         return self
 
-    def setup(self, stage: str) -> None:
-        """Device tuning from the config: channels_last weights, TF32, ``torch.compile`` (model.compile)."""
+    def _apply_memory_format(self) -> None:
+        """channels_last weights (``model.channels_last``) from construction on, not only from the first
+        fit: a network rebuilt from checkpoints (a resumed run) and its distillation teacher (a copy
+        made before the stage's fit) then have the layout of the uninterrupted run, so the same
+        convolution kernels run and results stay bit-identical across a resume."""
         if self.hparams.get("channels_last", False):
             self.net.to(memory_format=torch.channels_last)
+
+    def setup(self, stage: str) -> None:
+        """Device tuning from the config: channels_last weights, TF32, ``torch.compile`` (model.compile)."""
+        self._apply_memory_format()
         if self.hparams.get("matmul_precision") and torch.cuda.is_available():
             torch.set_float32_matmul_precision(self.hparams.matmul_precision)
         if self.hparams.get("compile", False):
