@@ -241,3 +241,30 @@ def test_missing_domain_file_names_it() -> None:
 
     with pytest.raises(MissingConfigException, match="domains/does_not_exist"):
         compose_config(Path("/tmp/unused"), ["domains@domains.N=does_not_exist"])
+
+
+def test_a_finished_stage_without_training_state_rebuilds_the_replay_memory(
+    reference, tmp_path: Path
+) -> None:
+    """A finished run keeps only its stage checkpoints. Re-running its last stage from them (its
+    checkpoint deleted) must rebuild the replay memory of the earlier stage, not train without
+    replay: the stage then computes what the uninterrupted run computed."""
+    import shutil
+
+    data, expected = reference
+    out = tmp_path / "extended"
+    (out / "checkpoints").mkdir(parents=True)
+    shutil.copy(expected / "checkpoints" / "N.ckpt", out / "checkpoints" / "N.ckpt")
+    shutil.copy(expected / "run_manifest.json", out / "run_manifest.json")
+    assert not (expected / "checkpoints" / "resume").exists()  # the finished run dropped its state
+    runner = SequenceRunner(compose_config(out, RESUME_OVERRIDES, tiny_domains_at(data)))
+    runner.run()
+    replay = next(s for s in runner.strategies if type(s).__name__ == "ReplayCallback")
+    assert replay.learned == ["N", "K"] and len(replay.buffer.rows["N"]) > 0
+    _state_dicts_equal(out / "checkpoints" / "NK.ckpt", expected / "checkpoints" / "NK.ckpt")
+    final = _matrix(out)
+    reference_rows = _matrix(expected)
+    pd.testing.assert_frame_equal(
+        final[final["stage"] == "NK"].reset_index(drop=True),
+        reference_rows[reference_rows["stage"] == "NK"].reset_index(drop=True),
+    )

@@ -372,7 +372,17 @@ class SequenceRunner:
         states = load_training_state(training_state_path(self.ckpt_dir / "resume", stage.name))
         states = checkpoint.get("callbacks", {}) if states is None else states
         if not states and self.strategies and stage is not self.stages[-1]:
-            log.warning("No training state for finished stage %s: strategies start it empty.", stage.name)
+            # A finished run drops its training state (checkpoint.keep_training_state): rebuild what the
+            # strategies keep after a stage from its data and its final weights, as the run did then
+            # (replay memory from the replay index and the seed, EWC's Fisher information, ...).
+            log.warning(
+                "No training state for finished stage %s: rebuilding the strategies' state from its "
+                "data and final weights.",
+                stage.name,
+            )
+            for strategy in self.strategies:
+                strategy.on_stage_start(stage, self.module, self.datamodule)
+                strategy.on_stage_end(stage, self.module, self.datamodule)
         for strategy in self.strategies:
             state = states.get(strategy.state_key)
             if state is not None:
