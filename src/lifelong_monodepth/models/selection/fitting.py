@@ -94,25 +94,21 @@ def fit_gaussian(
     scale = x.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones_like(mean)
     z = [(part - mean) / scale for part in parts]
     centroids = torch.stack([zi.mean(0) for zi in z])
-    residuals = torch.cat([zi - zi.mean(0) for zi in z])
+    deviations = [zi - zi.mean(0) for zi in z]
+    residuals = torch.cat(deviations)
     dof = max(len(residuals) - len(parts), 1)
     covariance = residuals.T @ residuals / dof
     average = covariance.diagonal().mean().clamp_min(1e-6)
     state = {"mean": mean.float(), "scale": scale.float(), "centroids": centroids.float()}
     dim = len(mean)
     if own_covariance > 0:
-        precisions = []
-        for zi in z:
-            deviation = zi - zi.mean(0)
-            own = deviation.T @ deviation / max(len(zi) - 1, 1)
-            blend = own_covariance * own + (1 - own_covariance) * covariance
-            target = blend.diagonal().mean().clamp_min(1e-6) * torch.eye(dim, dtype=blend.dtype)
-            precisions.append(torch.linalg.inv((1 - shrinkage) * blend + shrinkage * target))
-        state["precisions"] = torch.stack(precisions).float()
+        own = [d.T @ d / max(len(d) - 1, 1) for d in deviations]
+        state["precisions"] = torch.stack(
+            [shrunk_inverse(own_covariance * c + (1 - own_covariance) * covariance, shrinkage) for c in own]
+        ).float()
         return state
     if rank is None or rank >= dim:
-        target = average * torch.eye(dim, dtype=covariance.dtype)
-        state["precision"] = torch.linalg.inv((1 - shrinkage) * covariance + shrinkage * target).float()
+        state["precision"] = shrunk_inverse(covariance, shrinkage).float()
         return state
     values, vectors = torch.linalg.eigh(covariance)  # ascending
     values = values.clamp_min(0)
@@ -121,6 +117,13 @@ def fit_gaussian(
     state["variances"] = ((1 - shrinkage) * values[dim - rank :] + shrinkage * average).float()
     state["residual"] = ((1 - shrinkage) * rest + shrinkage * average).reshape(1).float()
     return state
+
+
+def shrunk_inverse(covariance: Tensor, shrinkage: float) -> Tensor:
+    """Inverse of the covariance with every variance pulled towards their mean by ``shrinkage``."""
+    average = covariance.diagonal().mean().clamp_min(1e-6)
+    target = average * torch.eye(len(covariance), dtype=covariance.dtype)
+    return torch.linalg.inv((1 - shrinkage) * covariance + shrinkage * target)
 
 
 def mahalanobis(features: Tensor, gaussian: Mapping[str, Tensor]) -> Tensor:
