@@ -121,12 +121,19 @@ def test_channels_last_step_equals_contiguous_step(tmp_path: Path, tiny_domains)
     order only: the same loss, gradients and running statistics as the contiguous layout (float64)."""
     runner, batch = _stage_two(tmp_path, tiny_domains)
     assert runner.cfg.model.channels_last  # the default
-    runner.module.setup("fit")  # what Lightning calls at each stage's fit: converts the weights
-    for strategy in runner.strategies:
-        if getattr(strategy, "teacher", None) is not None:
-            strategy.teacher.to(memory_format=torch.channels_last)  # a copy of the converted student
-    weight = runner.module.net.fusion.fuse[0].weight
-    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    # Converted when the module is built and each head added, before any fit: the new head K too,
+    # and the teacher (a copy made at stage start).
+    teachers = [s.teacher for s in runner.strategies if getattr(s, "teacher", None) is not None]
+    assert teachers
+    convolutions = [
+        p
+        for net in [runner.module.net, *teachers]
+        for p in [*net.fusion.parameters(), *net.heads.parameters()]
+        if p.dim() == 4 and p.shape[-1] > 1
+    ]
+    assert convolutions and all(
+        p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convolutions
+    )
     last = _step(runner, batch, fused=True)
     runner.module.net.to(memory_format=torch.contiguous_format)
     runner.module.hparams.channels_last = False
