@@ -373,8 +373,8 @@ class SequenceRunner:
         states = checkpoint.get("callbacks", {}) if states is None else states
         if not states and self.strategies and stage is not self.stages[-1]:
             # A finished run drops its training state (checkpoint.keep_training_state): rebuild what the
-            # strategies keep after a stage from its data and its final weights, as the run did then
-            # (replay memory from the replay index and the seed, EWC's Fisher information, ...).
+            # strategies keep after a stage from its data and its final weights (replay memory: exactly
+            # the run's; EWC's Fisher: taken after the precise statistics; see docs/reliability.md).
             log.warning(
                 "No training state for finished stage %s: rebuilding the strategies' state from its "
                 "data and final weights.",
