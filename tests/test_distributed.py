@@ -108,6 +108,13 @@ def test_timing_counts_current_and_replay_samples(runs) -> None:
             assert entry["samples_per_second"] == pytest.approx(
                 entry["train_samples"] / entry["train_seconds"], rel=0.01
             )
+            assert entry["steps_per_second"] == pytest.approx(
+                entry["train_steps"] / entry["train_seconds"], rel=0.01
+            )
+            # Median gap between step ends: there from two steps on, never more than the whole fit.
+            median = entry["median_step_seconds"]
+            assert (median is None) == (entry["train_steps"] < 2)
+            assert median is None or 0 < median <= entry["train_seconds"]
 
 
 # A resumable checkpoint after every step, three steps per epoch (global batch 2 of 6 images), and a

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,8 @@ class StageTimer(pl.Callback):
 
     Samples are the images that went through the encoder: the current batch plus every replay
     batch (``LifelongDepthModule.step_samples``). Under DDP they are summed over the ranks.
+    The median gap between consecutive step ends is the steady-state step time: unlike the mean
+    it leaves out the first steps (cuDNN autotuning, worker start-up) and epoch boundaries.
     """
 
     def __init__(self) -> None:
@@ -41,6 +44,7 @@ class StageTimer(pl.Callback):
         self.samples = 0
         self._start = 0.0
         self._val_start = 0.0
+        self._step_ends: list[float] = []
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         _synchronize(pl_module)
@@ -51,6 +55,13 @@ class StageTimer(pl.Callback):
     ) -> None:
         self.steps += 1
         self.samples += int(getattr(pl_module, "step_samples", 0))
+        self._step_ends.append(time.perf_counter())
+
+    @property
+    def median_step_seconds(self) -> float | None:
+        """Median host time between step ends (``None`` under two steps); no device sync added."""
+        gaps = [b - a for a, b in zip(self._step_ends[:-1], self._step_ends[1:], strict=True)]
+        return statistics.median(gaps) if gaps else None
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.training or trainer.state.fn == "fit":
@@ -86,11 +97,14 @@ class RunTiming:
 
     def record_training(self, stage: str, timer: StageTimer) -> None:
         entry = self.stages.setdefault(stage, {})
+        median = timer.median_step_seconds
         entry.update(
             train_seconds=round(timer.seconds, 4),
             train_steps=timer.steps,
             train_samples=timer.samples,
             samples_per_second=round(timer.samples / timer.seconds, 4) if timer.seconds > 0 else None,
+            steps_per_second=round(timer.steps / timer.seconds, 4) if timer.seconds > 0 else None,
+            median_step_seconds=None if median is None else round(median, 6),
             validation_seconds=round(timer.validation_seconds, 4),
         )
 
@@ -115,14 +129,18 @@ class RunTiming:
         from rich.table import Table
 
         table = Table(title="Throughput per stage (samples = current + replay images through the encoder)")
-        for column in ("stage", "train s", "steps", "samples", "samples/s", "eval s"):
+        columns = ("stage", "train s", "steps", "steps/s", "median step ms", "samples", "samples/s", "eval s")
+        for column in columns:
             table.add_column(column)
         for stage, entry in self.stages.items():
             rate = entry.get("samples_per_second")
+            median = entry.get("median_step_seconds")
             table.add_row(
                 stage,
                 _fmt(entry.get("train_seconds")),
                 str(entry.get("train_steps", "—")),
+                _fmt(entry.get("steps_per_second")),
+                "—" if median is None else f"{1000 * median:.1f}",
                 str(entry.get("train_samples", "—")),
                 _fmt(rate),
                 _fmt(entry.get("eval_seconds")),
