@@ -136,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--infer-size", type=int, nargs=2, default=None, help="H W (default 224 320)")
     parser.add_argument("--infer-batches", type=int, nargs=2, default=None, help="default 1 32")
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="extra run.py override for the Lightning loop (repeatable), e.g. trainer.benchmark=false",
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if args.tiny:

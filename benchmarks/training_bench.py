@@ -60,6 +60,7 @@ def _runner(workdir: Path, args: Any, device: torch.device, steps: int):
         "model.net.encoder.pretrained=false",
         "benchmark.generate=false",
         "evaluation.reference_init=false",
+        *getattr(args, "override", []),
     ]
     runner_cfg = compose_config(workdir / "run", overrides, domains)
     from lifelong_monodepth.training.sequence import SequenceRunner
