@@ -116,6 +116,47 @@ class EpochSeededSampler(Sampler[int]):
         return [i for batch in batches for i in batch]
 
 
+class PassBatchSampler(Sampler[list[int]]):
+    """Batches of consecutive passes of an :class:`EpochSeededSampler` (pass ``p`` = its epoch ``p``).
+
+    Why: a loader with worker processes must not be rebuilt at every pass over a small memory
+    (replay: 64 exemplars are 16 batches), or every pass pays the workers' start-up; this streams
+    pass after pass through one loader. Each pass drops its incomplete last batch, as one loader
+    per pass with ``drop_last=True`` did, so the batches are the same. ``passes=None``: endless.
+    """
+
+    def __init__(
+        self,
+        sampler: EpochSeededSampler,
+        batch_size: int,
+        first_pass: int,
+        skip_batches: int = 0,
+        passes: int | None = None,
+    ) -> None:
+        if batch_size < 1 or len(sampler) < batch_size:
+            raise ValueError(f"a pass of {len(sampler)} samples holds no batch of {batch_size}")
+        self.sampler, self.batch_size = sampler, int(batch_size)
+        self.first_pass, self.skip_batches, self.passes = int(first_pass), int(skip_batches), passes
+
+    @property
+    def batches_per_pass(self) -> int:
+        return len(self.sampler) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        pass_index, skip = self.first_pass, self.skip_batches
+        while self.passes is None or pass_index < self.first_pass + self.passes:
+            self.sampler.set_epoch(pass_index)
+            if skip:
+                self.sampler.resume_from(pass_index, skip * self.batch_size)
+            batch: list[int] = []
+            for index in self.sampler:
+                batch.append(index)
+                if len(batch) == self.batch_size:
+                    yield batch
+                    batch = []
+            pass_index, skip = pass_index + 1, 0
+
+
 class ResumableDataLoader(DataLoader):
     """A DataLoader Lightning can checkpoint: it records how many batches of the epoch were consumed.
 

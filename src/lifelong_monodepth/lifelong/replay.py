@@ -79,6 +79,10 @@ class ReplayCallback(LifelongStrategy):
     subsets); ``"train"`` samples them from its training set at the end of its stage.
     ``every_step=True`` (default) cycles the memory so every step rehearses; ``False`` matches
     the original scripts, whose replay iterator ran dry after one pass per epoch.
+    ``num_workers`` loader processes decode and augment the replay batches ahead of the step
+    (``"auto"``: up to 2, none when ``data.num_workers`` is 0), with ``data.pin_memory``: on a GPU,
+    decoding them in the training process cost more than the step itself (docs/benchmarks.md).
+    The batches are the same whatever the worker count (augmentation is seeded per sample).
     """
 
     def __init__(
@@ -92,8 +96,14 @@ class ReplayCallback(LifelongStrategy):
         domain_weights: Mapping[str, float] | None = None,
         position_weights: Sequence[float] | None = None,
         seed: int = 0,
+        num_workers: int | str = "auto",
     ) -> None:
         super().__init__(weight, domain_weights, position_weights)
+        if not (num_workers == "auto" or (isinstance(num_workers, int) and num_workers >= 0)):
+            raise ValueError(f"replay num_workers must be >= 0 or 'auto', got {num_workers!r}")
+        self.num_workers = num_workers
+        self._loader_options: dict[str, Any] = {}
+        self._per_pass: dict[str, int] = {}
         if source not in SOURCES:
             raise ValueError(f"replay source must be one of {SOURCES}, got {source!r}")
         self.buffer = ReplayBuffer(memory_per_domain, selection, seed)
@@ -121,6 +131,12 @@ class ReplayCallback(LifelongStrategy):
         self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule
     ) -> None:
         super().on_stage_start(stage, module, datamodule)
+        data_workers = int(getattr(datamodule, "num_workers", 0))
+        workers = min(2, data_workers) if self.num_workers == "auto" else int(self.num_workers)
+        self._loader_options = {
+            "num_workers": workers,
+            "pin_memory": bool(getattr(datamodule, "pin_memory", False)),
+        }
         self._datasets = {}
         for letter in self.learned:
             self._datasets[letter] = datamodule.make_dataset(
@@ -132,6 +148,7 @@ class ReplayCallback(LifelongStrategy):
         self._pending = {}
 
     def on_stage_end(self, stage: Stage, module: LifelongDepthModule, datamodule: LifelongDataModule) -> None:
+        self._iterators = {letter: None for letter in self._iterators}  # stops the loader workers
         for letter in stage.current:
             domain = datamodule.domain(letter)
             if self.source == "index":
@@ -149,9 +166,11 @@ class ReplayCallback(LifelongStrategy):
 
     # ---------------------------------------------------------------------------- batches
     def _open_pass(self, letter: str, pass_index: int, skip: int = 0) -> Iterator[dict[str, Any]]:
+        """One loader streaming this domain's replay batches from ``pass_index`` on (after ``skip``
+        batches of it): endless with ``every_step``, else that pass only."""
         from torch.utils.data import DataLoader
 
-        from lifelong_monodepth.data.sampling import EpochIndexedDataset, EpochSeededSampler
+        from lifelong_monodepth.data.sampling import EpochIndexedDataset, EpochSeededSampler, PassBatchSampler
 
         dataset = EpochIndexedDataset([self._datasets[letter]])
         # DDP: every rank draws its share of one global replay batch (see EpochSeededSampler).
@@ -159,15 +178,18 @@ class ReplayCallback(LifelongStrategy):
         sampler = EpochSeededSampler(
             len(dataset), self.seed * 7919 + ord(letter), num_replicas=replicas, rank=rank
         )
-        sampler.set_epoch(pass_index)
-        batch_size = min(self.batch_size, len(sampler))
-        sampler.resume_from(pass_index, skip * batch_size)
+        batches = PassBatchSampler(
+            sampler,
+            min(self.batch_size, len(sampler)),
+            pass_index,
+            skip,
+            passes=None if self.every_step else 1,
+        )
         self._passes[letter], self._drawn[letter] = pass_index, skip
+        self._per_pass[letter] = batches.batches_per_pass
         # An explicit generator keeps the global RNG untouched (DataLoader draws a base seed from it).
         generator = torch.Generator().manual_seed(self.seed)
-        loader = DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, drop_last=True, generator=generator
-        )
+        loader = DataLoader(dataset, batch_sampler=batches, generator=generator, **self._loader_options)
         self._iterators[letter] = iter(loader)
         return self._iterators[letter]
 
@@ -181,10 +203,11 @@ class ReplayCallback(LifelongStrategy):
                 iterator = self._open_pass(letter, self._passes.get(letter, -1) + 1)
         try:
             batch = next(iterator)
-        except StopIteration:
-            if not self.every_step:
-                return None
-            batch = next(self._open_pass(letter, self._passes[letter] + 1))
+        except StopIteration:  # single-pass mode only: the stream is endless with every_step
+            return None
+        # Position of the batch just drawn: the stream moves to the next pass after a full one.
+        if self._drawn[letter] >= self._per_pass[letter]:
+            self._passes[letter], self._drawn[letter] = self._passes[letter] + 1, 0
         self._drawn[letter] += 1
         return batch
 
