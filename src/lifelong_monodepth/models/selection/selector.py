@@ -56,6 +56,9 @@ class DomainSelector:
         self.name = name
         self.state = dict(state or {})
         self.grid = int(self.state.get("grid", grid))
+        # The fitted tensors, copied once per (device, dtype) of the descriptors: on a GPU a fresh
+        # host→device copy of every tensor at each batch cost a third of a batch-1 forward pass.
+        self._placed: dict[tuple[str, torch.device, torch.dtype], dict[str, Tensor]] = {}
         self.descriptor = str(self.state.get("descriptor", "grid"))
         # Which maps the descriptor reads (states written before levels existed: the fused map).
         self.levels = [str(name) for name in self.state.get("levels", [FUSED])]
@@ -124,35 +127,56 @@ class DomainSelector:
         else:
             letters = self.state["letters"]
             if self.name == "mahalanobis":
-                distances = mahalanobis(features, self.state["gaussian"])
+                distances = mahalanobis(features, self._place("gaussian", self.state["gaussian"], features))
                 scores = -0.5 * distances
             elif self.name == "prototype":
-                prototypes = self.state["prototypes"].to(features)
+                prototypes = self._place("prototypes", self.state, features)["prototypes"]
                 scores = -((features[:, None, :] - prototypes[None]) ** 2).mean(-1)
             else:
-                clf = {key: value.to(features) for key, value in self.state["classifier"].items()}
+                clf = self._place("classifier", self.state["classifier"], features)
                 scores = ((features - clf["mean"]) / clf["std"]) @ clf["weight"].T + clf["bias"]
         confidence, index = scores.float().softmax(1).max(1)
         chosen = [letters[i] for i in index.tolist()]
+        # Routing over the fitted letters: the chosen column is the index itself (no host list).
+        columns = index if letters is self.state.get("letters") else None
         return Routing(
             letters=chosen,
             confidence=confidence,
-            unknown=self._unknown(features, distances, chosen)
+            unknown=self._unknown(features, distances, chosen, columns)
             if self.unknown_levels == self.levels
-            else self._unknown(unknown_features, None, chosen),
+            else self._unknown(unknown_features, None, chosen, columns),
         )
 
-    def _unknown(self, features: Tensor | None, distances: Tensor | None, chosen: list[str]) -> Tensor:
-        """Distance to the chosen domain's mean above its calibrated threshold."""
-        gaussian = self.unknown_gaussian
-        if features is None or gaussian is None or "threshold" not in gaussian:
+    def _place(self, key: str, tensors: Mapping[str, Any], like: Tensor) -> dict[str, Tensor]:
+        """The tensors of ``tensors`` on ``like``'s device and dtype, copied at the first call only."""
+        slot = (key, like.device, like.dtype)
+        if slot not in self._placed:
+            self._placed[slot] = {
+                name: value.to(like) for name, value in tensors.items() if isinstance(value, Tensor)
+            }
+        return self._placed[slot]
+
+    def _unknown(
+        self,
+        features: Tensor | None,
+        distances: Tensor | None,
+        chosen: list[str],
+        columns: Tensor | None = None,
+    ) -> Tensor:
+        """Distance to the chosen domain's mean above its calibrated threshold (``columns``: the
+        chosen domains' positions among the fitted letters, when routing already has them)."""
+        fitted = self.unknown_gaussian
+        if features is None or fitted is None or "threshold" not in fitted:
             return torch.zeros(len(chosen), dtype=torch.bool)
-        if distances is None or gaussian is not self.state.get("gaussian"):  # routing's distances: reuse
+        gaussian = self._place("unknown", fitted, features)
+        if distances is None or fitted is not self.state.get("gaussian"):  # routing's distances: reuse
             distances = mahalanobis(features, gaussian)
-        known = self.state["letters"]
-        rows = torch.arange(len(chosen), device=distances.device)
-        columns = torch.tensor([known.index(c) if c in known else -1 for c in chosen], device=rows.device)
+        if columns is None:
+            known = self.state["letters"]
+            columns = torch.tensor([known.index(c) if c in known else -1 for c in chosen])
+            columns = columns.to(distances.device)
         valid = columns >= 0
+        rows = torch.arange(len(chosen), device=distances.device)
         own = distances[rows, columns.clamp_min(0)]
-        threshold = self.margin * gaussian["threshold"].to(distances)[columns.clamp_min(0)]
+        threshold = self.margin * gaussian["threshold"][columns.clamp_min(0)]
         return (own > threshold) & valid
