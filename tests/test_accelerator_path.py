@@ -14,7 +14,9 @@ def test_gpu_and_ddp_presets_compose(tmp_path: Path) -> None:
 
     gpu = compose_config(tmp_path, ["trainer=gpu"])
     assert gpu.trainer.accelerator == "gpu" and gpu.trainer.precision in ("bf16-mixed", "16-mixed")
-    assert gpu.trainer.benchmark and gpu.model.channels_last and gpu.trainer._target_.endswith("Trainer")
+    # cuDNN autotuning off: measured on an H200 to cost ≈ 60 s a stage for no faster steps.
+    assert gpu.trainer.benchmark is False and gpu.model.channels_last
+    assert gpu.trainer._target_.endswith("Trainer")
     assert gpu.data.pin_memory and gpu.data.persistent_workers and gpu.data.num_workers == "auto"
     assert 0 <= resolve_num_workers("auto") <= 8
     ddp = compose_config(tmp_path, ["trainer=ddp"])
