@@ -130,7 +130,7 @@ class DomainSelector:
                 distances = mahalanobis(features, self._place("gaussian", self.state["gaussian"], features))
                 scores = -0.5 * distances
             elif self.name == "prototype":
-                prototypes = self._place("prototypes", self.state, features)["prototypes"]
+                prototypes = self._place("prototypes", {"p": self.state["prototypes"]}, features)["p"]
                 scores = -((features[:, None, :] - prototypes[None]) ** 2).mean(-1)
             else:
                 clf = self._place("classifier", self.state["classifier"], features)
