@@ -74,7 +74,9 @@ def interleaved_seconds(
 
 def median_interval(stamps: list[float], skip: int) -> float:
     """Median gap between consecutive time stamps, ignoring the first ``skip`` (warm-up) gaps."""
-    gaps = [b - a for a, b in zip(stamps[:-1], stamps[1:], strict=True)][skip:]
-    if not gaps:
+    from lifelong_monodepth.training.timing import median_gap
+
+    median = median_gap(stamps, skip)
+    if median is None:
         raise ValueError("not enough timed steps: raise --steps")
-    return statistics.median(gaps)
+    return median

@@ -11,7 +11,7 @@ import contextlib
 import json
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,12 @@ import pytorch_lightning as pl
 import torch
 
 from lifelong_monodepth.utils.io import write_json
+
+
+def median_gap(stamps: Sequence[float], skip: int = 0) -> float | None:
+    """Median gap between consecutive time stamps after the first ``skip`` gaps (``None``: no gap)."""
+    gaps = [b - a for a, b in zip(stamps[:-1], stamps[1:], strict=True)][skip:]
+    return statistics.median(gaps) if gaps else None
 
 
 def _synchronize(module: pl.LightningModule | None = None) -> None:
@@ -60,8 +66,7 @@ class StageTimer(pl.Callback):
     @property
     def median_step_seconds(self) -> float | None:
         """Median host time between step ends (``None`` under two steps); no device sync added."""
-        gaps = [b - a for a, b in zip(self._step_ends[:-1], self._step_ends[1:], strict=True)]
-        return statistics.median(gaps) if gaps else None
+        return median_gap(self._step_ends)
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.training or trainer.state.fn == "fit":
