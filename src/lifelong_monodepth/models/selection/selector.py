@@ -168,8 +168,9 @@ class DomainSelector:
         fitted = self.unknown_gaussian
         if features is None or fitted is None or "threshold" not in fitted:
             return torch.zeros(len(chosen), dtype=torch.bool)
-        gaussian = self._place("unknown", fitted, features)
-        if distances is None or fitted is not self.state.get("gaussian"):  # routing's distances: reuse
+        shared = fitted is self.state.get("gaussian")  # the routing Gaussian: its placement and distances
+        gaussian = self._place("gaussian" if shared else "unknown", fitted, features)
+        if distances is None or not shared:
             distances = mahalanobis(features, gaussian)
         if columns is None:
             known = self.state["letters"]
