@@ -98,7 +98,6 @@ def fit_gaussian(
     residuals = torch.cat(deviations)
     dof = max(len(residuals) - len(parts), 1)
     covariance = residuals.T @ residuals / dof
-    average = covariance.diagonal().mean().clamp_min(1e-6)
     state = {"mean": mean.float(), "scale": scale.float(), "centroids": centroids.float()}
     dim = len(mean)
     if own_covariance > 0:
@@ -110,6 +109,7 @@ def fit_gaussian(
     if rank is None or rank >= dim:
         state["precision"] = shrunk_inverse(covariance, shrinkage).float()
         return state
+    average = covariance.diagonal().mean().clamp_min(1e-6)  # the shrinkage target's variance
     values, vectors = torch.linalg.eigh(covariance)  # ascending
     values = values.clamp_min(0)
     rest = values[: dim - rank].sum() / (dim - rank)
