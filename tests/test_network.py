@@ -110,3 +110,72 @@ def test_freeze_shared_bn_rejects_unknown_values() -> None:
 
     with pytest.raises(ValueError, match="freeze_shared_bn must be one of"):
         LifelongDepthModule(net={"_target_": "torch.nn.Identity"}, freeze_shared_bn="all")
+
+
+@pytest.mark.parametrize(("stage_index", "encoder_moves"), [(0, True), (1, False), (2, False)])
+def test_freeze_shared_bn_from_stage_lets_the_first_stage_set_the_statistics(
+    stage_index: int, encoder_moves: bool
+) -> None:
+    """``freeze_shared_bn_from_stage=2``: the first stage updates the encoder's statistics, later ones do not."""
+    from lifelong_monodepth.training.module import LifelongDepthModule
+
+    net = {
+        "_target_": "lifelong_monodepth.models.network.MultiDomainDepthNet",
+        "encoder": {"backbone": "resnet18", "pretrained": False},
+        "fusion": {"mid_channels": 8, "out_channels": 16},
+        "head": {"hidden_channels": 8},
+    }
+    module = LifelongDepthModule(net=net, freeze_shared_bn="encoder", freeze_shared_bn_from_stage=2)
+    module.net.add_domain("N", 0.1, 10.0)
+    module.set_current(["N"])
+    module.stage_index = stage_index
+    norms = [m for m in module.net.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in norms]
+    module.train()
+    module(torch.rand(2, 3, 64, 64) * 5, domains=["N"])
+    moved = any(not torch.equal(m.running_mean, b) for m, b in zip(norms, before, strict=True))
+    assert moved is encoder_moves
+    assert all(m.training is encoder_moves for m in norms)
+
+
+def test_freeze_shared_bn_from_stage_rejects_zero() -> None:
+    from lifelong_monodepth.training.module import LifelongDepthModule
+
+    with pytest.raises(ValueError, match="freeze_shared_bn_from_stage must be 1"):
+        LifelongDepthModule(net={"_target_": "torch.nn.Identity"}, freeze_shared_bn_from_stage=0)
+
+
+def test_head_init_newest_copies_the_newest_heads_weights_but_not_its_range() -> None:
+    from lifelong_monodepth.models.network import MultiDomainDepthNet
+
+    def build(init: str) -> MultiDomainDepthNet:
+        torch.manual_seed(0)
+        return MultiDomainDepthNet(
+            {"backbone": "resnet18", "pretrained": False},
+            {"mid_channels": 8, "out_channels": 16},
+            {"hidden_channels": 8, "init": init},
+        )
+
+    warm, fresh = build("newest"), build("fresh")
+    for net in (warm, fresh):
+        net.add_domain("K", 0.5, 80.0)
+        with torch.no_grad():  # a trained K head: anything but the initial weights
+            for p in net.heads["K"].parameters():
+                p.add_(1.0)
+        net.add_domain("S", 0.1, 6.0)
+    k, s = warm.heads["K"].state_dict(), warm.heads["S"].state_dict()
+    assert all(torch.equal(k[name], s[name]) for name in k if name != "depth_range")
+    assert s["depth_range"].tolist() == pytest.approx([0.1, 6.0])
+    k_fresh, s_fresh = fresh.heads["K"].state_dict(), fresh.heads["S"].state_dict()
+    assert not all(torch.equal(k_fresh[name], s_fresh[name]) for name in k_fresh if name != "depth_range")
+    images = torch.rand(1, 3, 64, 64)
+    warm.eval()
+    out = warm(images, domains=["K", "S"])
+    assert not torch.equal(out.depth["K"], out.depth["S"])  # same weights, other range
+
+
+def test_head_init_rejects_unknown_values() -> None:
+    from lifelong_monodepth.models.network import MultiDomainDepthNet
+
+    with pytest.raises(ValueError, match="model.net.head.init must be one of"):
+        MultiDomainDepthNet({"backbone": "resnet18", "pretrained": False}, None, {"init": "oldest"})

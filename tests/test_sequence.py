@@ -84,6 +84,36 @@ def test_frozen_batchnorm_holds_during_training(tmp_path: Path, tiny_domains) ->
     assert not any(r["heads"]["N"] for r in records[2:]) and all(r["heads"]["K"] for r in records[2:])
 
 
+def test_shared_batchnorm_frozen_from_the_second_stage(tmp_path: Path, tiny_domains) -> None:
+    """``freeze_shared_bn_from_stage=2``: the first stage updates the encoder's statistics, the second
+    keeps them exactly (same running means after stage NK as after stage N)."""
+    from conftest import RecordBatchNormModes
+
+    RecordBatchNormModes.records = []
+    overrides = [
+        *FAST_OVERRIDES,
+        "order=NK",
+        "model.freeze_shared_bn=encoder",
+        "model.freeze_shared_bn_from_stage=2",
+        "+callbacks.record._target_=conftest.RecordBatchNormModes",
+    ]
+    runner = SequenceRunner(compose_config(tmp_path / "run", overrides, tiny_domains))
+
+    def encoder_means(net: torch.nn.Module) -> list[torch.Tensor]:
+        return [m.running_mean.clone() for m in net.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    init = encoder_means(runner.module.net)
+    runner.run()
+    records = RecordBatchNormModes.records
+    assert [r["current"] for r in records] == [["N"], ["N"], ["K"], ["K"]]
+    assert [r["encoder"] for r in records] == [True, True, False, False]
+    after_n, after_nk = (
+        encoder_means(load_module(tmp_path / "run" / "checkpoints" / f"{stage}.ckpt").net) for stage in ("N", "NK")
+    )
+    assert any(not torch.equal(a, b) for a, b in zip(init, after_n, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(after_n, after_nk, strict=True))
+
+
 def test_paper_experiment_composes_the_papers_setting(tmp_path: Path) -> None:
     cfg = compose_config(tmp_path / "run", ["experiment=paper_real"])
     assert cfg.model.net.encoder.backbone == "resnet34"

@@ -191,7 +191,7 @@ def test_domain_bn_training_step_with_replay_and_distillation(tmp_path: Path, ti
 
 @pytest.mark.slow
 def test_options_survive_checkpoints_and_a_mid_stage_resume(tmp_path: Path, tiny_domains) -> None:
-    """Both options (and a per-stage schedule) through a crash in the warm-up of stage NK and a resume."""
+    """The options (and a per-stage schedule) through a crash in the warm-up of stage NK and a resume."""
     from lifelong_monodepth.training.loading import load_module
 
     overrides = [
@@ -199,6 +199,9 @@ def test_options_survive_checkpoints_and_a_mid_stage_resume(tmp_path: Path, tiny
         "order=NK",
         "model.net.fusion.domain_bn=affine",
         "model.head_warmup_steps=2",
+        "model.freeze_shared_bn=encoder",
+        "model.freeze_shared_bn_from_stage=2",
+        "model.net.head.init=newest",
         "stage_schedule.epochs=[1,2]",
         "stage_schedule.lr_factors=[1,0.5]",
         "checkpoint.every_n_steps=1",
@@ -286,6 +289,8 @@ def test_config_validation_names_the_new_keys(tmp_path: Path, tiny_domains) -> N
             "order=NKS",
             "model.head_warmup_steps=-1",
             "model.net.fusion.domain_bn=per_domain",
+            "model.net.head.init=oldest",
+            "model.freeze_shared_bn_from_stage=0",
             "stage_schedule.epochs=[1,2]",
         ],
         tiny_domains,
@@ -294,6 +299,8 @@ def test_config_validation_names_the_new_keys(tmp_path: Path, tiny_domains) -> N
     assert "model.head_warmup_steps=-1: must be an integer ≥ 0" in problems
     assert "model.net.fusion.domain_bn='per_domain': must be one of off, stats, affine" in problems
     assert "stage_schedule.epochs=[1, 2]: has 2 entries but the run has 3 stage(s)" in problems
+    assert "model.net.head.init='oldest': must be one of fresh, newest" in problems
+    assert "model.freeze_shared_bn_from_stage=0: must be an integer ≥ 1" in problems
 
 
 def test_position_weights_reach_the_newest_old_domain(tmp_path: Path, tiny_domains) -> None:

@@ -80,6 +80,7 @@ def _rules() -> list[tuple[str, Check]]:
     from lifelong_monodepth.data.dataset import ON_ERROR
     from lifelong_monodepth.evaluation.metrics import PROTOCOLS
     from lifelong_monodepth.models.domain_norm import DOMAIN_BN_MODES
+    from lifelong_monodepth.models.network import HEAD_INITS
     from lifelong_monodepth.models.selection import SELECTORS
     from lifelong_monodepth.training.module import FREEZE_SHARED_BN
 
@@ -103,7 +104,9 @@ def _rules() -> list[tuple[str, Check]]:
         ("model.max_bad_steps", int_at_least(1)),
         ("model.precise_bn_batches", optional(int_at_least(0, " (batches; null: all; 0: off)"))),
         ("model.freeze_shared_bn", one_of(FREEZE_SHARED_BN)),
+        ("model.freeze_shared_bn_from_stage", int_at_least(1, " (1: from the first stage)")),
         ("model.head_warmup_steps", int_at_least(0, " (optimiser steps of the new head alone; 0: off)")),
+        ("model.net.head.init", one_of(HEAD_INITS)),
         ("model.net.fusion.domain_bn", lambda v: None if v is False else one_of(DOMAIN_BN_MODES)(v)),
         ("selector.name", one_of((*SELECTORS, "none"))),
         ("selector.grid", int_at_least(1)),

@@ -25,6 +25,10 @@ class NetOutput:
     fused_by_domain: dict[str, Tensor] = field(default_factory=dict)
 
 
+#: ``model.net.head.init``: how a new domain's head starts.
+HEAD_INITS = ("fresh", "newest")
+
+
 class MultiDomainDepthNet(nn.Module):
     """Shared encoder → MFF → ``heads[letter]``.
 
@@ -48,6 +52,11 @@ class MultiDomainDepthNet(nn.Module):
         self.encoder = encoder if isinstance(encoder, nn.Module) else _build_encoder(encoder)
         self.fusion = MultiScaleFeatureFusion(self.encoder.channels, **dict(fusion or {}))
         self.head_kwargs = dict(head or {})
+        # fresh: a new domain's head starts from a random initialisation; newest: from a copy of the
+        # newest head's weights (its depth range stays the new domain's), a warm start for the stage.
+        self.head_init = str(self.head_kwargs.pop("init", "fresh"))
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"model.net.head.init must be one of {HEAD_INITS}, got {self.head_init!r}")
         self.heads = nn.ModuleDict()
         self.register_buffer("input_mean", torch.tensor(self.encoder.input_mean).view(1, 3, 1, 1))
         self.register_buffer("input_std", torch.tensor(self.encoder.input_std).view(1, 3, 1, 1))
@@ -66,6 +75,10 @@ class MultiDomainDepthNet(nn.Module):
         head = DomainPredictor(
             in_channels=self.fusion.out_channels, min_depth=min_depth, max_depth=max_depth, **self.head_kwargs
         )
+        newest = next((self.heads[k] for k in reversed(self.domains) if k != letter), None)
+        if self.head_init == "newest" and newest is not None:
+            weights = {k: v for k, v in newest.state_dict().items() if k != "depth_range"}
+            head.load_state_dict(weights, strict=False)
         reference = next(self.fusion.parameters())
         self.heads[letter] = head.to(device=reference.device, dtype=reference.dtype)
         self.fusion.add_domain(letter)

@@ -61,6 +61,7 @@ class LifelongDepthModule(pl.LightningModule):
         freeze_old_head_bn: bool = True,
         max_bad_steps: int = 10,
         freeze_shared_bn: str = "none",
+        freeze_shared_bn_from_stage: int = 1,
         fused_step: bool = True,
         channels_last: bool = False,
         compile: bool | Mapping[str, Any] = False,
@@ -73,6 +74,11 @@ class LifelongDepthModule(pl.LightningModule):
         if freeze_shared_bn not in FREEZE_SHARED_BN:
             raise ValueError(
                 f"model.freeze_shared_bn must be one of {FREEZE_SHARED_BN}, got {freeze_shared_bn!r}"
+            )
+        if int(freeze_shared_bn_from_stage) < 1:
+            raise ValueError(
+                "model.freeze_shared_bn_from_stage must be 1 (from the first stage) or more, "
+                f"got {freeze_shared_bn_from_stage!r}"
             )
         self.save_hyperparameters()
         self.net: MultiDomainDepthNet = _instantiate(net)
@@ -91,6 +97,7 @@ class LifelongDepthModule(pl.LightningModule):
         self.compiled = False
         self._val_metrics: dict[str, Any] = {}
         self.lr_factor = 1.0  # this stage's learning-rate factor (stage_schedule.lr_factors)
+        self.stage_index = 0  # the stage being trained, from 0 (set by the sequence)
         self._step_features: tuple[Tensor, list[Tensor], tuple[int, int]] | None = None
         self._frozen = "none"  # what the head warm-up freezes now (training/warmup.py)
 
@@ -139,7 +146,8 @@ class LifelongDepthModule(pl.LightningModule):
         letting their statistics follow it would shift them away from their own data. The shared
         encoder (and fusion) with ``freeze_shared_bn``: replay batches of old domains pass through
         them too, so their statistics would become a mix of domains that matches none of them at
-        test time. Lightning does not call ``train()`` itself, so the train-start and epoch-start
+        test time; ``freeze_shared_bn_from_stage`` > 1 lets the first stage(s) set them (the first
+        domain's statistics) and fixes them from then on. Lightning does not call ``train()`` itself, so the train-start and epoch-start
         hooks below do; after validation Lightning restores the modes set here.
         """
         super().train(mode)
@@ -148,7 +156,7 @@ class LifelongDepthModule(pl.LightningModule):
         frozen: list[torch.nn.Module] = []
         if self.hparams.freeze_old_head_bn:
             frozen += [head for letter, head in self.net.heads.items() if letter not in self.current]
-        shared = self.hparams.get("freeze_shared_bn", "none")
+        shared = self.frozen_shared_bn()
         if shared in ("encoder", "shared"):
             frozen.append(self.net.encoder)
         if shared == "shared":
@@ -163,6 +171,12 @@ class LifelongDepthModule(pl.LightningModule):
             # Old domains' fusion BatchNorm sets (model.net.fusion.domain_bn), like their heads.
             freeze_other_domains(self.net.fusion, keep=self.current)
         return self
+
+    def frozen_shared_bn(self) -> str:
+        """What ``freeze_shared_bn`` freezes in the stage being trained (``none`` before its first stage)."""
+        if self.stage_index + 1 < int(self.hparams.get("freeze_shared_bn_from_stage", 1)):
+            return "none"
+        return str(self.hparams.get("freeze_shared_bn", "none"))
 
     def _apply_memory_format(self) -> None:
         """channels_last weights (``model.channels_last``) from construction on, not only from the first

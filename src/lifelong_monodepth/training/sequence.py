@@ -130,6 +130,7 @@ def build_module(cfg: DictConfig) -> LifelongDepthModule:
         freeze_old_head_bn=bool(model.get("freeze_old_head_bn", True)),
         max_bad_steps=int(model.get("max_bad_steps", 10)),
         freeze_shared_bn=str(model.get("freeze_shared_bn", "none")),
+        freeze_shared_bn_from_stage=int(model.get("freeze_shared_bn_from_stage", 1) or 1),
         fused_step=bool(model.get("fused_step", True)),
         channels_last=bool(model.get("channels_last", False)),
         compile=_container(model.get("compile", False)),
@@ -401,6 +402,7 @@ class SequenceRunner:
             log.info("Resuming stage %s from %s", stage.name, resume_path)
         loggers = self.tracker.loggers(stage)
         self.module.lr_factor = self.schedule.lr_factor(stage.index)
+        self.module.stage_index = stage.index
         trainer: pl.Trainer = instantiate(
             self.cfg.trainer,
             callbacks=self.tracker.fit_callbacks(self._callbacks(stage), loggers),
