@@ -116,7 +116,7 @@ def test_freeze_shared_bn_rejects_unknown_values() -> None:
 def test_freeze_shared_bn_from_stage_lets_the_first_stage_set_the_statistics(
     stage_index: int, encoder_moves: bool
 ) -> None:
-    """``freeze_shared_bn_from_stage=2``: the first stage updates the encoder's statistics, later ones do not."""
+    """``freeze_shared_bn_from_stage=2``: the first stage updates the encoder's statistics, later ones not."""
     from lifelong_monodepth.training.module import LifelongDepthModule
 
     net = {

@@ -107,9 +107,8 @@ def test_shared_batchnorm_frozen_from_the_second_stage(tmp_path: Path, tiny_doma
     records = RecordBatchNormModes.records
     assert [r["current"] for r in records] == [["N"], ["N"], ["K"], ["K"]]
     assert [r["encoder"] for r in records] == [True, True, False, False]
-    after_n, after_nk = (
-        encoder_means(load_module(tmp_path / "run" / "checkpoints" / f"{stage}.ckpt").net) for stage in ("N", "NK")
-    )
+    checkpoints = tmp_path / "run" / "checkpoints"
+    after_n, after_nk = (encoder_means(load_module(checkpoints / f"{name}.ckpt").net) for name in ("N", "NK"))
     assert any(not torch.equal(a, b) for a, b in zip(init, after_n, strict=True))
     assert all(torch.equal(a, b) for a, b in zip(after_n, after_nk, strict=True))
 

@@ -147,8 +147,9 @@ class LifelongDepthModule(pl.LightningModule):
         encoder (and fusion) with ``freeze_shared_bn``: replay batches of old domains pass through
         them too, so their statistics would become a mix of domains that matches none of them at
         test time; ``freeze_shared_bn_from_stage`` > 1 lets the first stage(s) set them (the first
-        domain's statistics) and fixes them from then on. Lightning does not call ``train()`` itself, so the train-start and epoch-start
-        hooks below do; after validation Lightning restores the modes set here.
+        domain's statistics) and fixes them from then on. Lightning does not call ``train()``
+        itself, so the train-start and epoch-start hooks below do; after validation Lightning
+        restores the modes set here.
         """
         super().train(mode)
         if not mode:
