@@ -73,7 +73,11 @@ def _step(runner, batch, fused: bool):
 
 @pytest.mark.parametrize(("freeze", "domain_bn"), [("none", "false"), ("shared", "false"), ("none", "stats")])
 def test_fused_step_equals_separate_passes(tmp_path: Path, tiny_domains, freeze: str, domain_bn: str) -> None:
-    overrides = [f"model.freeze_shared_bn={freeze}", f"model.net.fusion.domain_bn={domain_bn}"]
+    overrides = [
+        f"model.freeze_shared_bn={freeze}",
+        "model.freeze_shared_bn_from_stage=1",
+        f"model.net.fusion.domain_bn={domain_bn}",
+    ]
     runner, batch = _stage_two(tmp_path, tiny_domains, overrides)
     loss_f, terms_f, grads_f, stats_f, calls_f, samples_f = _step(runner, batch, fused=True)
     loss_u, terms_u, grads_u, stats_u, calls_u, samples_u = _step(runner, batch, fused=False)

@@ -74,6 +74,7 @@ def test_frozen_batchnorm_holds_during_training(tmp_path: Path, tiny_domains) ->
         *FAST_OVERRIDES,
         "order=NK",
         "model.freeze_shared_bn=encoder",
+        "model.freeze_shared_bn_from_stage=1",
         "+callbacks.record._target_=conftest.RecordBatchNormModes",
     ]
     run_sequence(compose_config(tmp_path / "run", overrides, tiny_domains))
@@ -118,5 +119,6 @@ def test_paper_experiment_composes_the_papers_setting(tmp_path: Path) -> None:
     assert cfg.model.net.encoder.backbone == "resnet34"
     assert cfg.model.net.head.hidden_channels == 64 and cfg.model.net.head.kernel_size == 5
     assert cfg.model.net.fusion.kernel_size == 5 and cfg.model.optimizer.lr == 1e-4
+    assert cfg.model.freeze_shared_bn == "none" and cfg.model.net.head.init == "fresh"  # as the original
     assert cfg.trainer.max_epochs == 20 and cfg.strategy.callbacks.replay.memory_per_domain == 500
     assert [cfg.domains[x].name for x in "NKS"] == ["nyu", "kitti", "scannet"]

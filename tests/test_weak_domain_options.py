@@ -135,6 +135,7 @@ def test_domain_bn_keeps_an_old_domain_unchanged_while_a_new_one_trains(
             "strategy.callbacks.replay=null",
             "strategy.callbacks.distillation=null",
             "model.freeze_shared_bn=encoder",
+            "model.freeze_shared_bn_from_stage=1",
             f"model.net.fusion.domain_bn={domain_bn}",
         ],
     )

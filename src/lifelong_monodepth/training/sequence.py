@@ -240,6 +240,7 @@ class SequenceRunner:
     def prepare_stage(self, stage: Stage) -> None:
         self.datamodule.set_current(stage.current, previous=stage.previous)
         self.module.set_current(stage.current)
+        self.module.stage_index = stage.index  # model.freeze_shared_bn_from_stage
         # New heads are initialised from (seed, stage) alone, so a resumed run builds the same ones.
         with torch.random.fork_rng():
             torch.manual_seed(int(self.cfg.seed) * 1000 + stage.index)
@@ -402,7 +403,6 @@ class SequenceRunner:
             log.info("Resuming stage %s from %s", stage.name, resume_path)
         loggers = self.tracker.loggers(stage)
         self.module.lr_factor = self.schedule.lr_factor(stage.index)
-        self.module.stage_index = stage.index
         trainer: pl.Trainer = instantiate(
             self.cfg.trainer,
             callbacks=self.tracker.fit_callbacks(self._callbacks(stage), loggers),
