@@ -75,10 +75,11 @@ class MultiDomainDepthNet(nn.Module):
         head = DomainPredictor(
             in_channels=self.fusion.out_channels, min_depth=min_depth, max_depth=max_depth, **self.head_kwargs
         )
-        newest = next((self.heads[k] for k in reversed(self.domains) if k != letter), None)
-        if self.head_init == "newest" and newest is not None:
-            weights = {k: v for k, v in newest.state_dict().items() if k != "depth_range"}
-            head.load_state_dict(weights, strict=False)
+        if self.head_init == "newest":
+            newest = next((self.heads[k] for k in reversed(self.domains) if k != letter), None)
+            if newest is not None:
+                weights = {k: v for k, v in newest.state_dict().items() if k != "depth_range"}
+                head.load_state_dict(weights, strict=False)
         reference = next(self.fusion.parameters())
         self.heads[letter] = head.to(device=reference.device, dtype=reference.dtype)
         self.fusion.add_domain(letter)

@@ -130,7 +130,7 @@ def build_module(cfg: DictConfig) -> LifelongDepthModule:
         freeze_old_head_bn=bool(model.get("freeze_old_head_bn", True)),
         max_bad_steps=int(model.get("max_bad_steps", 10)),
         freeze_shared_bn=str(model.get("freeze_shared_bn", "none")),
-        freeze_shared_bn_from_stage=int(model.get("freeze_shared_bn_from_stage", 1) or 1),
+        freeze_shared_bn_from_stage=int(model.get("freeze_shared_bn_from_stage", 1)),
         fused_step=bool(model.get("fused_step", True)),
         channels_last=bool(model.get("channels_last", False)),
         compile=_container(model.get("compile", False)),
