@@ -327,3 +327,77 @@ def test_position_weights_reach_the_newest_old_domain(tmp_path: Path, tiny_domai
         plain = distill.extra_loss(runner.module, batch, fused)["distill_N"]
     assert float(plain) > 0
     torch.testing.assert_close(weighted, 7 * plain)
+
+
+# ------------------------------------------------------------------- cosine schedule per stage
+COSINE = ["scheduler=cosine", "model.scheduler.min_factor=0.1"]
+
+
+class RecordStepLR(pl.Callback):
+    records: list = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        RecordStepLR.records.append(("".join(pl_module.learned) + "".join(pl_module.current), lr))
+
+
+def test_cosine_per_stage_decays_over_each_stage_and_resumes(tmp_path: Path, tiny_domains) -> None:
+    """Every stage anneals from its own learning rate (× its lr factor) to min_factor × it over the
+    stage's steps, whatever the stage's length; a resume continues the schedule where it stopped."""
+    from lifelong_monodepth.training.lr_schedules import cosine_per_stage
+
+    overrides = [
+        *FAST_OVERRIDES,
+        *COSINE,
+        "order=NK",
+        "stage_schedule.epochs=[1,2]",
+        "stage_schedule.lr_factors=[1,0.5]",
+        "checkpoint.every_n_steps=1",
+        "+callbacks.record._target_=test_weak_domain_options.RecordStepLR",
+    ]
+    RecordStepLR.records = []
+    expected = tmp_path / "expected"
+    run_sequence(compose_config(expected, overrides, tiny_domains))
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    four = cosine_per_stage(opt, total_steps=4, min_factor=0.1).lr_lambdas[0]
+    want = [("N", 1e-3), ("N", 1e-4)] + [("NK", 5e-4 * four(i)) for i in range(4)]
+    assert [s for s, _ in RecordStepLR.records] == [s for s, _ in want]
+    assert [lr for _, lr in RecordStepLR.records] == pytest.approx([lr for _, lr in want])
+    assert RecordStepLR.records[-1][1] == pytest.approx(5e-5)  # the stage ends at min_factor × its lr
+
+    RecordStepLR.records = []
+    out = tmp_path / "crashed"
+    with pytest.raises(RuntimeError, match="crash for the test"):
+        run_sequence(
+            compose_config(
+                out, [*overrides, "+callbacks.crash._target_=test_weak_domain_options.Crash"], tiny_domains
+            )
+        )
+    RecordStepLR.records = []
+    run_sequence(compose_config(out, overrides, tiny_domains))
+    # the crash came after step 2 of NK; the resumable checkpoint holds step 1: steps 1, 2, 3 remain
+    assert [lr for _, lr in RecordStepLR.records] == pytest.approx([5e-4 * four(i) for i in (1, 2, 3)])
+    a = load_checkpoint_file(out / "checkpoints" / "NK.ckpt")["state_dict"]
+    b = load_checkpoint_file(expected / "checkpoints" / "NK.ckpt")["state_dict"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_cosine_per_stage_shape_and_errors() -> None:
+    from lifelong_monodepth.training.lr_schedules import cosine_per_stage
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
+    f = cosine_per_stage(opt, total_steps=5, min_factor=0.0, warmup_steps=1).lr_lambdas[0]
+    # warm-up from min_factor, then a half cosine over the remaining 4 steps: 1, cos² shape, 0 at the end
+    assert [f(i) for i in range(5)] == pytest.approx([0.0, 1.0, 0.75, 0.25, 0.0])
+    assert f(7) == pytest.approx(0.0)  # past the end it stays at the floor
+    with pytest.raises(ValueError, match="total_steps=0"):
+        cosine_per_stage(opt, total_steps=0)
+    lazy = cosine_per_stage(opt, total_steps=lambda: float("inf")).lr_lambdas[0]  # read when needed
+    assert lazy(0) == 1.0
+    with pytest.raises(ValueError, match="total_steps=inf .* trainer.max_epochs"):
+        lazy(1)
+    with pytest.raises(ValueError, match="min_factor=2"):
+        cosine_per_stage(opt, total_steps=3, min_factor=2)
+    with pytest.raises(ValueError, match="warmup_steps=3"):
+        cosine_per_stage(opt, total_steps=3, warmup_steps=3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -428,7 +429,12 @@ class LifelongDepthModule(pl.LightningModule):
             group["lr"] *= float(self.lr_factor)
         if not self.hparams.scheduler:
             return optimizer
-        scheduler = instantiate(self.hparams.scheduler)(optimizer)
+        factory = instantiate(self.hparams.scheduler)
+        if "total_steps" in inspect.signature(factory).parameters:  # a schedule over the whole stage
+            # read at the first step that needs it, not now (see lr_schedules: resumed loaders)
+            scheduler = factory(optimizer, total_steps=lambda: self.trainer.estimated_stepping_batches)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        scheduler = factory(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     # ----------------------------------------------------------------------------- checkpoint
