@@ -169,6 +169,14 @@ def _strategy_problems(cfg: DictConfig) -> list[str]:
         except InstantiationException as err:
             cause = err.__cause__ or err
             problems.append(f"{key}: {str(cause).splitlines()[0]}")
+    callbacks = cfg.strategy.get("callbacks") or {}
+    distillation = callbacks.get("distillation")
+    inputs = distillation.get("inputs", "current") if distillation is not None else "current"
+    if inputs in ("replay", "both") and callbacks.get("replay") is None:
+        problems.append(
+            f"strategy.callbacks.distillation.inputs={inputs}: distils the old heads on the replay memory's "
+            f"images, but strategy={cfg.strategy.get('name')} has no replay; use inputs=current"
+        )
     return problems
 
 

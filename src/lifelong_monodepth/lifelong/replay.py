@@ -102,6 +102,9 @@ class ReplayCallback(LifelongStrategy):
         if not (num_workers == "auto" or (isinstance(num_workers, int) and num_workers >= 0)):
             raise ValueError(f"replay num_workers must be >= 0 or 'auto', got {num_workers!r}")
         self.num_workers = num_workers
+        # This step's replay images and their fused maps, by letter (``DistillationCallback(inputs=replay)``).
+        self.step_images: dict[str, Tensor] = {}
+        self.step_features: dict[str, Tensor] = {}
         self._loader_options: dict[str, Any] = {}
         self._per_pass: dict[str, int] = {}
         if source not in SOURCES:
@@ -219,10 +222,11 @@ class ReplayCallback(LifelongStrategy):
             if replay is not None:
                 self._step_batches[letter] = replay
         self.last_batches.update(self._step_batches)
-        return {
+        self.step_images = {
             letter: replay["image"].to(module.device, non_blocking=True)
             for letter, replay in self._step_batches.items()
         }
+        return dict(self.step_images)
 
     @property
     def _replicas(self) -> tuple[int, int]:
@@ -239,7 +243,8 @@ class ReplayCallback(LifelongStrategy):
         fused: Tensor,
         features: Mapping[str, Tensor] | None = None,
     ) -> list[tuple[str, Tensor]]:
-        """Each old domain's head on its replay batch's features."""
+        """Each old domain's head on its replay batch's features (kept for distillation on replay)."""
+        self.step_features = dict(features or {})
         return [
             (letter, features[letter]) for letter in self._step_batches if features and letter in features
         ]

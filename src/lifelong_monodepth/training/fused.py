@@ -205,4 +205,7 @@ class StepHeads:
             else:
                 single = self.net.run_heads(features, [letter])
                 out.depth[letter], out.log_var[letter] = single.depth[letter], single.log_var[letter]
+                if self.fuse and letter in self.net.heads and batch_norm_frozen(self.net.heads[letter]):
+                    # a per-sample head: a second strategy asking for the same map gets this call
+                    self._outputs[(letter, id(features))] = (features, out.depth[letter], out.log_var[letter])
         return out
