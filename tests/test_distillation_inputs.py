@@ -19,8 +19,17 @@ class TeacherInputs(pl.Callback):
         self.distillation, self.replay = distillation, replay
         self.seen: list[tuple[str, bool, bool]] = []
         self.terms: list[dict[str, float]] = []
+        self.head_calls: list[int] = []
+        self._calls = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        def count(*_):
+            self._calls += 1
+
+        pl_module.net.heads["N"].register_forward_hook(count)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._calls = 0
         teacher = self.distillation.teacher
         original = teacher.forward
 
@@ -41,6 +50,7 @@ class TeacherInputs(pl.Callback):
         self.distillation.teacher.forward = type(self.distillation.teacher).forward.__get__(
             self.distillation.teacher
         )
+        self.head_calls.append(self._calls)
         self.terms.append({k: float(v) for k, v in pl_module._step_terms.items() if k.startswith("distill")})
 
 
@@ -72,17 +82,21 @@ def _fit_nk(tmp_path: Path, tiny_domains, inputs: str) -> TeacherInputs:
 
 
 @pytest.mark.parametrize(
-    ("inputs", "seen", "names"),
+    ("inputs", "seen", "names", "calls"),
     [
-        ("current", ("N", True, False), {"distill_N"}),
-        ("replay", ("N", False, True), {"distill_N"}),
+        ("current", ("N", True, False), {"distill_N"}, 2),
+        ("replay", ("N", False, True), {"distill_N"}, 1),
     ],
 )
-def test_distillation_reads_the_images_it_is_told(tmp_path: Path, tiny_domains, inputs, seen, names) -> None:
+def test_distillation_reads_the_images_it_is_told(
+    tmp_path: Path, tiny_domains, inputs, seen, names, calls
+) -> None:
     """current: the teacher's old head N sees the stage's K batch; replay: N's own replay batch.
-    At the first step teacher and student are the same network (statistics frozen), so the term is 0."""
+    At the first step teacher and student are the same network (statistics frozen), so the term is 0.
+    On replay the student's head N is the replay term's own call (one call a step, not two)."""
     record = _fit_nk(tmp_path, tiny_domains, inputs)
     assert record.seen == [seen, seen]
+    assert record.head_calls == [calls, calls]
     assert [set(t) for t in record.terms] == [names, names]
     assert record.terms[0]["distill_N"] == pytest.approx(0.0, abs=1e-6)
     assert record.terms[1]["distill_N"] > 0  # the student moved after one step
