@@ -214,12 +214,7 @@ def test_options_survive_checkpoints_and_a_mid_stage_resume(tmp_path: Path, tiny
     assert RecordSchedule.records == [(1, pytest.approx(1e-3)), (2, pytest.approx(5e-4))]
 
     out = tmp_path / "crashed"
-    with pytest.raises(RuntimeError, match="crash for the test"):
-        run_sequence(
-            compose_config(
-                out, [*overrides, "+callbacks.crash._target_=test_weak_domain_options.Crash"], tiny_domains
-            )
-        )
+    _crash_in_stage_nk(out, overrides, tiny_domains)
     assert (out / "checkpoints" / "resume" / "NK" / "last.ckpt").is_file()
     run_sequence(compose_config(out, overrides, tiny_domains))
     for name in ("N", "NK"):
@@ -255,6 +250,16 @@ class RecordSchedule(pl.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         RecordSchedule.records.append((trainer.max_epochs, trainer.optimizers[0].param_groups[0]["lr"]))
+
+
+def _crash_in_stage_nk(out: Path, overrides: list[str], tiny_domains) -> None:
+    """Runs ``overrides`` into ``out`` until :class:`Crash` stops it in stage NK."""
+    with pytest.raises(RuntimeError, match="crash for the test"):
+        run_sequence(
+            compose_config(
+                out, [*overrides, "+callbacks.crash._target_=test_weak_domain_options.Crash"], tiny_domains
+            )
+        )
 
 
 class Crash(pl.Callback):
@@ -367,12 +372,7 @@ def test_cosine_per_stage_decays_over_each_stage_and_resumes(tmp_path: Path, tin
 
     RecordStepLR.records = []
     out = tmp_path / "crashed"
-    with pytest.raises(RuntimeError, match="crash for the test"):
-        run_sequence(
-            compose_config(
-                out, [*overrides, "+callbacks.crash._target_=test_weak_domain_options.Crash"], tiny_domains
-            )
-        )
+    _crash_in_stage_nk(out, overrides, tiny_domains)
     RecordStepLR.records = []
     run_sequence(compose_config(out, overrides, tiny_domains))
     # the crash came after step 2 of NK; the resumable checkpoint holds step 1: steps 1, 2, 3 remain

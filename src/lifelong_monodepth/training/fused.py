@@ -180,18 +180,19 @@ class StepHeads:
         if not any(m is features for m in maps):
             maps.append(features)
 
+    def _shareable(self, letter: str) -> bool:
+        """A head whose outputs may be shared between requests: sharing is on and it is per-sample."""
+        return self.fuse and letter in self.net.heads and batch_norm_frozen(self.net.heads[letter])
+
     def run(self) -> None:
         """One call per head on its concatenated maps, where that is exact (see the class)."""
         for letter, maps in self._requests.items():
-            if not self.fuse or len(maps) < 2 or letter not in self.net.heads:
-                continue
-            head = self.net.heads[letter]
-            if not batch_norm_frozen(head):
+            if len(maps) < 2 or not self._shareable(letter):
                 continue
             if len({(tuple(m.shape[1:]), m.dtype, m.device) for m in maps}) > 1:
                 continue
             sizes = [int(m.shape[0]) for m in maps]
-            depth, log_var = head(torch.cat(maps))
+            depth, log_var = self.net.heads[letter](torch.cat(maps))
             for m, d, u in zip(maps, depth.split(sizes), log_var.split(sizes), strict=True):
                 self._outputs[(letter, id(m))] = (m, d, u)
 
@@ -205,7 +206,6 @@ class StepHeads:
             else:
                 single = self.net.run_heads(features, [letter])
                 out.depth[letter], out.log_var[letter] = single.depth[letter], single.log_var[letter]
-                if self.fuse and letter in self.net.heads and batch_norm_frozen(self.net.heads[letter]):
-                    # a per-sample head: a second strategy asking for the same map gets this call
+                if self._shareable(letter):  # a second strategy asking for the same map gets this call
                     self._outputs[(letter, id(features))] = (features, out.depth[letter], out.log_var[letter])
         return out
