@@ -10,18 +10,19 @@
 # Knobs: QUICK=1 (bench --quick), EPOCHS (default 6), ORDER (default NKS), PYTHON (default python3),
 # DATA_TIMEOUT / RUN_TIMEOUT / BENCH_TIMEOUT / COMPILE_TIMEOUT (seconds; together under 9 minutes),
 # RUN_OVERRIDES (extra run.py overrides), BENCH_ARGS / COMPILE_ARGS (extra benchmark arguments),
-# SKIP_BENCH=1, SKIP_RUN=1; a CPU dry run of the script itself: TRAINER=cpu BENCH_DEVICE=cpu
+# SKIP_BENCH=1, SKIP_RUN=1, SKIP_COMPILE=1, WORK (shared data and wheels) + RUN_DIR (one per call); a CPU dry run of the script itself: TRAINER=cpu BENCH_DEVICE=cpu
 # BENCH_ARGS=--tiny COMPILE_ARGS="--backbone resnet18 --size 32 64 --batches 1" EPOCHS=1.
 set -uo pipefail
 OUT=${OUT:-gpu_check}
 PY=${PYTHON:-python3}
 WORK=${WORK:-$(mktemp -d)}  # the run's outputs (checkpoints…) stay out of $OUT
+RUN_DIR=${RUN_DIR:-$WORK/run}  # calls sharing $WORK (its data and wheels) need one each
 mkdir -p "$OUT"
-if [ -n "${WHEELS:-}" ]; then
+if [ -n "${WHEELS:-}" ] && [ ! -d "$WORK/site" ]; then  # once per $WORK: several calls can share it
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target "$WORK/site" "$WHEELS"/*.whl || exit 1
-  export PYTHONPATH="$WORK/site"
 fi
+[ -n "${WHEELS:-}" ] && export PYTHONPATH="$WORK/site"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" LMD_ROOT="$PWD" HF_HUB_OFFLINE=1 \
   WANDB_MODE=disabled PYTHONUNBUFFERED=1 LMD_DATA_DIR="$WORK/data" LMD_INDEX_DIR="$WORK/data_index"
 section() { echo "== $1 ($(date +%T))" | tee -a "$OUT/gpu.txt"; }
@@ -44,17 +45,17 @@ if [ -z "${SKIP_RUN:-}" ]; then
   SMI=$!
   # shellcheck disable=SC2086
   timeout "${RUN_TIMEOUT:-180}" "$PY" run.py trainer="${TRAINER:-gpu}" order="${ORDER:-NKS}" \
-    trainer.max_epochs="${EPOCHS:-6}" logger=csv callbacks=none hydra.run.dir="$WORK/run" \
+    trainer.max_epochs="${EPOCHS:-6}" logger=csv callbacks=none hydra.run.dir="$RUN_DIR" \
     ${RUN_OVERRIDES:-} >"$OUT/run.log" 2>&1
   echo "run exit status $?" | tee -a "$OUT/gpu.txt"
   kill "$SMI" 2>/dev/null
   # A run stopped by its time limit still has the timing of the stages it finished.
-  cp "$WORK/run/results/summary.json" "$OUT/summary.json" 2>/dev/null \
-    || cp "$WORK/run/results/timing.json" "$OUT/summary.json" 2>/dev/null
+  cp "$RUN_DIR/results/summary.json" "$OUT/summary.json" 2>/dev/null \
+    || cp "$RUN_DIR/results/timing.json" "$OUT/summary.json" 2>/dev/null
 
   # 2. Steps/s per stage (overall and median step) from the timing block, skipped and overflow steps,
   #    GPU utilisation during the run.
-  "$PY" - "$OUT" "$WORK/run" <<'PYEOF' 2>&1 | tee "$OUT/summary.txt"
+  "$PY" - "$OUT" "$RUN_DIR" <<'PYEOF' 2>&1 | tee "$OUT/summary.txt"
 import csv, json, statistics, sys
 from pathlib import Path
 out, run = Path(sys.argv[1]), Path(sys.argv[2])
@@ -101,6 +102,7 @@ if [ -z "${SKIP_BENCH:-}" ]; then
   echo "bench exit status ${PIPESTATUS[0]}" | tee -a "$OUT/gpu.txt"
   tail -30 "$OUT/bench.txt"
   # 4. The paper network at batch 1 and 32: layout, bf16, compiled with CUDA graphs (reduce-overhead).
+  [ -n "${SKIP_COMPILE:-}" ] && { section "done"; exit 0; }
   section "compiled inference"
   # shellcheck disable=SC2086
   timeout "${COMPILE_TIMEOUT:-120}" "$PY" benchmarks/compiled_inference.py --device "${BENCH_DEVICE:-cuda}" \

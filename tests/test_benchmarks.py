@@ -70,3 +70,29 @@ def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
         figures["compile_skipped"] == "--no-compile given" and 0 < figures["selection_overhead_fraction"] < 10
     )
     assert "lightning_over_hand" in proc.stdout and "stage3_over_stage1" in proc.stdout
+
+
+def test_first_call_script_prints_a_row_per_precision_layout_and_shape() -> None:
+    """benchmarks/first_call.py (the GPU check's first-step-per-shape table) runs on CPU too."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "first_call.py"),
+            "--device",
+            "cpu",
+            "--shapes",
+            "2x3x32x32",
+            "2x3x32x64",
+            "--repeats",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| fp32", "| bf16"))]
+    assert len(rows) == 2 * 2 * 2
+    assert {row.split("|")[2].strip() for row in rows} == {"contiguous", "channels_last"}

@@ -24,7 +24,7 @@ COMMON = [
     "trainer.max_epochs=2",
     "evaluation.reference_init=false",
     "selector=prototype",
-    "model.channels_last=false",  # one memory layout on both sides (the ddp preset's is for GPUs)
+    "model.channels_last=false",  # one memory layout on both sides (the CPU default is channels_last)
     # Two steps a stage on tiny images: at lr 1e-3, with the encoder's statistics fixed in stage NK (the
     # default), NK's loss reaches ~160 and the two runs land far apart even with identical statistics on
     # both sides (N 1.24 against 1.68 m with model.freeze_shared_bn_from_stage=1): chaos of the tiny run,

@@ -253,3 +253,48 @@ def test_own_covariance_refuses_a_low_rank_covariance() -> None:
         fit_gaussian(_spread_domains(20, 0), 0.1, rank=2, own_covariance=0.5)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         fit_gaussian(_spread_domains(20, 0), 0.1, own_covariance=1.5)
+
+
+def test_one_pass_statistics_equal_the_two_reduction_ones() -> None:
+    """The GPU path (one var_mean reduction) gives the CPU path's descriptor, any layout."""
+    from lifelong_monodepth.models.selection.features import channel_statistics
+
+    fused = 3.0 + 2.0 * torch.randn(4, 8, 12, 16)
+    two = channel_statistics(fused, one_pass=False)
+    one = channel_statistics(fused.to(memory_format=torch.channels_last), one_pass=True)
+    assert two.shape == (4, 16)
+    torch.testing.assert_close(one, two, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(two[:, 8:], fused.std(dim=(2, 3), unbiased=False), rtol=1e-5, atol=1e-5)
+
+
+def test_routing_describes_a_map_read_by_routing_and_the_flag_once(monkeypatch) -> None:
+    """routing reads enc1 + fused, the flag reads fused: three maps described per batch would be a
+    repeated reduction (GPU launches); the result equals describing each set on its own."""
+    from lifelong_monodepth.models.selection import features as features_module
+
+    options = SelectorOptions.from_config({"levels": ["enc1", "fused"], "unknown_levels": ["fused"]})
+    per_level = {}
+    for i, letter in enumerate("NK"):
+        fused, levels = maps(letter, 32, (12, 16), seed=i)
+        per_level[letter] = {
+            "enc1": describe(fused, "stats", levels=["enc1"], encoder_levels=levels),
+            "fused": describe(fused, "stats"),
+        }
+    selector = DomainSelector("mahalanobis", fit_state_from_descriptors(per_level, per_level, options))
+    fused, levels = maps("K", 6, (12, 16), seed=11)
+    expected = selector.route_descriptors(
+        describe(fused, "stats", levels=["enc1", "fused"], encoder_levels=levels),
+        unknown_features=describe(fused, "stats"),
+    )
+    described = []
+    original = features_module._describe_map
+    monkeypatch.setattr(
+        features_module,
+        "_describe_map",
+        lambda feature, *args: described.append(feature.shape) or original(feature, *args),
+    )
+    routing = selector.route(None, fused, levels)
+    assert len(described) == 2  # enc1 and fused, fused not twice
+    assert routing.letters == expected.letters == ["K"] * 6
+    torch.testing.assert_close(routing.confidence, expected.confidence)
+    assert torch.equal(routing.unknown, expected.unknown)

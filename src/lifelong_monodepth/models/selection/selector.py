@@ -10,7 +10,12 @@ import torch
 from torch import Tensor
 
 from lifelong_monodepth.models.network import MultiDomainDepthNet
-from lifelong_monodepth.models.selection.features import FUSED, describe, needs_encoder_levels
+from lifelong_monodepth.models.selection.features import (
+    FUSED,
+    describe,
+    describe_sets,
+    needs_encoder_levels,
+)
 from lifelong_monodepth.models.selection.fitting import mahalanobis
 
 SELECTORS = ("mahalanobis", "prototype", "classifier", "uncertainty")
@@ -104,10 +109,11 @@ class DomainSelector:
         ``levels`` are the encoder levels of the same images (``net.encode_levels``); required when
         the fitted descriptor reads them (:attr:`needs_levels`), ignored otherwise.
         """
-        features = self.describe(fused, levels)
-        if features is None or self.unknown_levels == self.levels:
-            return self.route_descriptors(features, net, fused)
-        unknown = describe(fused, self.descriptor, self.grid, self.unknown_levels, levels)
+        if not self.state.get("letters") or self.unknown_levels == self.levels:
+            return self.route_descriptors(self.describe(fused, levels), net, fused)
+        features, unknown = describe_sets(
+            fused, self.descriptor, self.grid, [self.levels, self.unknown_levels], levels
+        )
         return self.route_descriptors(features, net, fused, unknown)
 
     def route_descriptors(
