@@ -54,11 +54,11 @@ class TeacherInputs(pl.Callback):
         self.terms.append({k: float(v) for k, v in pl_module._step_terms.items() if k.startswith("distill")})
 
 
-def _fit_nk(tmp_path: Path, tiny_domains, inputs: str) -> TeacherInputs:
+def _fit_nk(tmp_path: Path, tiny_domains, inputs: str, *extra: str) -> TeacherInputs:
     runner = SequenceRunner(
         compose_config(
             tmp_path / inputs,
-            [*FAST_OVERRIDES, "order=NK", f"strategy.callbacks.distillation.inputs={inputs}"],
+            [*FAST_OVERRIDES, "order=NK", f"strategy.callbacks.distillation.inputs={inputs}", *extra],
             tiny_domains,
         )
     )
@@ -100,6 +100,16 @@ def test_distillation_reads_the_images_it_is_told(
     assert [set(t) for t in record.terms] == [names, names]
     assert record.terms[0]["distill_N"] == pytest.approx(0.0, abs=1e-6)
     assert record.terms[1]["distill_N"] > 0  # the student moved after one step
+
+
+@pytest.mark.parametrize("inputs", ["current", "both"])
+def test_a_domain_weighted_zero_is_skipped_not_multiplied(tmp_path: Path, tiny_domains, inputs) -> None:
+    """position_weights [0]: the first-learned domain is not distilled in stage NK — the teacher is
+    never run and the student's head N runs once a step (its replay batch), not twice."""
+    record = _fit_nk(tmp_path, tiny_domains, inputs, "strategy.callbacks.distillation.position_weights=[0]")
+    assert record.seen == []
+    assert record.head_calls == [1, 1]
+    assert record.terms == [{}, {}]
 
 
 def test_distillation_on_both(tmp_path: Path, tiny_domains) -> None:

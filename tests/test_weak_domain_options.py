@@ -245,6 +245,19 @@ def test_options_survive_checkpoints_and_a_mid_stage_resume(tmp_path: Path, tiny
     np.testing.assert_allclose(auto.depth, forced.depth, rtol=1e-5, atol=1e-6)
 
 
+def test_epochs_from_stage_reaches_the_stage_trainers(tmp_path: Path, tiny_domains) -> None:
+    """The Hydra override (int keys) passes validation and sets the second stage's Trainer."""
+    overrides = [
+        *FAST_OVERRIDES,
+        "order=NK",
+        "stage_schedule.epochs_from_stage={2: 2}",
+        "+callbacks.record._target_=test_weak_domain_options.RecordSchedule",
+    ]
+    RecordSchedule.records = []
+    run_sequence(compose_config(tmp_path, overrides, tiny_domains))
+    assert [epochs for epochs, _ in RecordSchedule.records] == [1, 2]
+
+
 class RecordSchedule(pl.Callback):
     records: list = []
 
@@ -283,6 +296,24 @@ def test_stage_schedule_is_validated_with_clear_errors() -> None:
         StageSchedule.from_config({"lr_factors": [-1, 1, 1]}, 3)
     with pytest.raises(ConfigError, match="unknown key"):
         StageSchedule.from_config({"epoch": [1, 1, 1]}, 3)
+
+
+def test_epochs_from_stage_applies_from_a_stage_number_on_whatever_the_order_length() -> None:
+    """{3: 10}: stages 3, 4, … get 10 epochs; a two-stage order and a joint run keep max_epochs."""
+    from_three = {"epochs_from_stage": {3: 10}}
+    assert [StageSchedule.from_config(from_three, 4).epochs_for(i) for i in range(4)] == [None, None, 10, 10]
+    assert StageSchedule.from_config(from_three, 2).trainer_overrides(1) == {}
+    assert StageSchedule.from_config(from_three, 1).trainer_overrides(0) == {}
+    steps = StageSchedule.from_config({"epochs_from_stage": {"2": 8, 4: 12}}, 5)
+    assert [steps.epochs_for(i) for i in range(5)] == [None, 8, 8, 12, 12]
+    both = StageSchedule.from_config({"epochs": [1, 2, 3], **from_three}, 3)
+    assert both.trainer_overrides(2) == {"max_epochs": 3}  # an explicit list wins
+    with pytest.raises(ConfigError, match=r"epochs_from_stage: key 0 must be a stage number ≥ 1"):
+        StageSchedule.from_config({"epochs_from_stage": {0: 10}}, 3)
+    with pytest.raises(ConfigError, match=r"epochs_from_stage\[3\]=0.5: epochs must be an integer"):
+        StageSchedule.from_config({"epochs_from_stage": {3: 0.5}}, 3)
+    with pytest.raises(ConfigError, match=r"epochs_from_stage=\[3, 10\]: must map a stage number"):
+        StageSchedule.from_config({"epochs_from_stage": [3, 10]}, 3)
 
 
 def test_config_validation_names_the_new_keys(tmp_path: Path, tiny_domains) -> None:

@@ -81,7 +81,15 @@ class DistillationCallback(LifelongStrategy):
         """
         if self.teacher is None or module.net.domain_bn or self.inputs == "replay":
             return []
-        return [(letter, fused) for letter in self.old_domains]
+        return [(letter, fused) for letter in self.distilled()]
+
+    def distilled(self) -> list[str]:
+        """The old domains whose outputs are distilled this stage. A domain weighted 0 (e.g.
+        ``position_weights: [1, 0]``) is skipped — no teacher or student head on it — rather than
+        computed and multiplied by 0; the feature term (``feature_weight > 0``) reads them all."""
+        if self.feature_weight > 0:
+            return list(self.old_domains)
+        return [letter for letter in self.old_domains if self.weight_for(letter, self.old_domains) != 0]
 
     def extra_loss(
         self,
@@ -96,12 +104,13 @@ class DistillationCallback(LifelongStrategy):
         terms: dict[str, Tensor] = {}
         if self.inputs in ("replay", "both"):
             terms.update(self._on_replay(module))
-        if self.inputs == "replay":
+        letters = self.distilled()
+        if self.inputs == "replay" or not letters:
             return terms
         with torch.no_grad():
-            target = self.teacher(batch["image"], domains=self.old_domains)
-        student = module.heads_on_batch(batch["image"], fused, self.old_domains)
-        for letter in self.old_domains:
+            target = self.teacher(batch["image"], domains=letters)
+        student = module.heads_on_batch(batch["image"], fused, letters)
+        for letter in letters:
             terms[f"distill_{letter}"] = self.weight_for(letter, self.old_domains) * distillation_loss(
                 student.depth[letter], student.log_var[letter], target.depth[letter], target.log_var[letter]
             )
@@ -135,7 +144,7 @@ class DistillationCallback(LifelongStrategy):
             )
         suffix = "" if self.inputs == "replay" else "_replay"
         terms: dict[str, Tensor] = {}
-        for letter in self.old_domains:
+        for letter in self.distilled():
             features = replay.step_features.get(letter)
             if features is None:  # no replay batch of this domain in this step
                 continue
