@@ -39,25 +39,21 @@ TRAINING = {
 PER_CASE = {"fp32_one_head", "fp32_all_heads", "bf16_one_head", "bf16_all_heads", "compiled_one_head"}
 
 
-def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    """``benchmarks/<name> args…`` in a fresh one-thread process on this checkout's package."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run_benchmarks.py"),
-            "--quick",
-            "--tiny",
-            "--device",
-            "cpu",
-            "--json",
-            str(out),
-        ],
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=900,
     )
+
+
+def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = run_script("run_benchmarks.py", "--quick", "--tiny", "--device", "cpu", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(out.read_text())
     assert set(figures) >= KEYS and set(figures["training"]) >= TRAINING
@@ -74,24 +70,8 @@ def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
 
 def test_first_call_script_prints_a_row_per_precision_layout_and_shape() -> None:
     """benchmarks/first_call.py (the GPU check's first-step-per-shape table) runs on CPU too."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "first_call.py"),
-            "--device",
-            "cpu",
-            "--shapes",
-            "2x3x32x32",
-            "2x3x32x64",
-            "--repeats",
-            "1",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    shapes = ["2x3x32x32", "2x3x32x64"]
+    proc = run_script("first_call.py", "--device", "cpu", "--shapes", *shapes, "--repeats", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("| fp32", "| bf16"))]
     assert len(rows) == 2 * 2 * 2

@@ -147,9 +147,8 @@ def test_encode_levels_is_one_pass_and_the_descriptor_has_one_length_at_two_inpu
     assert lengths == {2 * (sum(net.encoder.channels) + 8)}
 
 
-def test_unknown_flag_can_read_other_maps_than_routing() -> None:
-    """selector.unknown_levels: routing on enc1 (where N and K differ), unknown on a second Gaussian."""
-    options = SelectorOptions.from_config({"levels": ["enc1"], "unknown_levels": ["enc1", "fused"]})
+def enc1_and_fused_nk() -> dict[str, dict[str, torch.Tensor]]:
+    """Per domain N, K: the enc1 and fused descriptors of 32 images (fit_state_from_descriptors' input)."""
     per_level = {}
     for i, letter in enumerate("NK"):
         fused, levels = maps(letter, 32, (12, 16), seed=i)
@@ -157,6 +156,13 @@ def test_unknown_flag_can_read_other_maps_than_routing() -> None:
             "enc1": describe(fused, "stats", levels=["enc1"], encoder_levels=levels),
             "fused": describe(fused, "stats"),
         }
+    return per_level
+
+
+def test_unknown_flag_can_read_other_maps_than_routing() -> None:
+    """selector.unknown_levels: routing on enc1 (where N and K differ), unknown on a second Gaussian."""
+    options = SelectorOptions.from_config({"levels": ["enc1"], "unknown_levels": ["enc1", "fused"]})
+    per_level = enc1_and_fused_nk()
     state = fit_state_from_descriptors(per_level, per_level, options)
     assert state["unknown"]["levels"] == ["enc1", "fused"]
     assert state["unknown"]["gaussian"]["centroids"].shape[1] == 2 * (6 + 8)
@@ -273,13 +279,7 @@ def test_routing_describes_a_map_read_by_routing_and_the_flag_once(monkeypatch) 
     from lifelong_monodepth.models.selection import features as features_module
 
     options = SelectorOptions.from_config({"levels": ["enc1", "fused"], "unknown_levels": ["fused"]})
-    per_level = {}
-    for i, letter in enumerate("NK"):
-        fused, levels = maps(letter, 32, (12, 16), seed=i)
-        per_level[letter] = {
-            "enc1": describe(fused, "stats", levels=["enc1"], encoder_levels=levels),
-            "fused": describe(fused, "stats"),
-        }
+    per_level = enc1_and_fused_nk()
     selector = DomainSelector("mahalanobis", fit_state_from_descriptors(per_level, per_level, options))
     fused, levels = maps("K", 6, (12, 16), seed=11)
     expected = selector.route_descriptors(
