@@ -83,6 +83,7 @@ FAST_OVERRIDES = [
     "strategy.callbacks.replay.batch_size=2",
     "selector.max_images=4",
     "benchmark.generate=false",
+    "stage_schedule.epochs_from_stage=null",  # max_epochs=1 in every stage (the default gives stage 3 ten)
 ]
 
 

@@ -316,6 +316,23 @@ def test_epochs_from_stage_applies_from_a_stage_number_on_whatever_the_order_len
         StageSchedule.from_config({"epochs_from_stage": [3, 10]}, 3)
 
 
+def test_defaults_chosen_for_the_third_stage(tmp_path: Path) -> None:
+    """Ten epochs from stage 3 on and no distillation of the second-learned domain (docs/results.md,
+    "Order KSN: what holds N back"); distill_only keeps every old domain, paper_real the paper's."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_config(tmp_path, [])
+    assert OmegaConf.to_container(cfg.stage_schedule.epochs_from_stage) == {3: 10}
+    assert list(cfg.strategy.callbacks.distillation.position_weights) == [1, 0]
+    schedule = StageSchedule.from_config(OmegaConf.to_container(cfg.stage_schedule), 3)
+    assert [schedule.epochs_for(i) for i in range(3)] == [None, None, 10]
+    distill_only = compose_config(tmp_path, ["strategy=distill_only"]).strategy.callbacks.distillation
+    assert distill_only.position_weights is None
+    paper = compose_config(tmp_path, ["experiment=paper_real"])
+    assert paper.stage_schedule.epochs_from_stage is None
+    assert list(paper.strategy.callbacks.distillation.position_weights) == [10, 100]
+
+
 def test_config_validation_names_the_new_keys(tmp_path: Path, tiny_domains) -> None:
     from lifelong_monodepth.cli.validate import config_problems
 
