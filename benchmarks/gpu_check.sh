@@ -7,7 +7,7 @@
 #   bash benchmarks/gpu_check.sh                # writes gpu_check/ (or $OUT): 8 small files
 #   WHEELS=.whl bash benchmarks/gpu_check.sh    # first installs the wheels the GPU machine lacks
 #                                               # (hydra-core, omegaconf, antlr4, albumentations…)
-# Knobs: QUICK=1 (bench --quick), EPOCHS (default 6), ORDER (default NKS), PYTHON (default python3),
+# Knobs: QUICK=1 (bench --quick), EPOCHS (default 6, every stage), ORDER (default NKS), PYTHON (default python3),
 # DATA_TIMEOUT / RUN_TIMEOUT / BENCH_TIMEOUT / COMPILE_TIMEOUT (seconds; together under 9 minutes),
 # RUN_OVERRIDES (extra run.py overrides), BENCH_ARGS / COMPILE_ARGS (extra benchmark arguments),
 # SKIP_BENCH=1, SKIP_RUN=1, SKIP_COMPILE=1, WORK (shared data and wheels) + RUN_DIR (one per call); a CPU dry run of the script itself: TRAINER=cpu BENCH_DEVICE=cpu
@@ -45,7 +45,8 @@ if [ -z "${SKIP_RUN:-}" ]; then
   SMI=$!
   # shellcheck disable=SC2086
   timeout "${RUN_TIMEOUT:-180}" "$PY" run.py trainer="${TRAINER:-gpu}" order="${ORDER:-NKS}" \
-    trainer.max_epochs="${EPOCHS:-6}" logger=csv callbacks=none hydra.run.dir="$RUN_DIR" \
+    trainer.max_epochs="${EPOCHS:-6}" stage_schedule.epochs_from_stage=null logger=csv callbacks=none \
+    hydra.run.dir="$RUN_DIR" \
     ${RUN_OVERRIDES:-} >"$OUT/run.log" 2>&1
   echo "run exit status $?" | tee -a "$OUT/gpu.txt"
   kill "$SMI" 2>/dev/null
