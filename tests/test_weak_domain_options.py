@@ -331,6 +331,7 @@ def test_defaults_chosen_for_the_third_stage(tmp_path: Path) -> None:
     paper = compose_config(tmp_path, ["experiment=paper_real"])
     assert paper.stage_schedule.epochs_from_stage is None
     assert list(paper.strategy.callbacks.distillation.position_weights) == [10, 100]
+    assert compose_config(tmp_path, ["debug=fast"]).stage_schedule.epochs_from_stage is None
 
 
 def test_config_validation_names_the_new_keys(tmp_path: Path, tiny_domains) -> None:
