@@ -16,14 +16,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from lifelong_monodepth.models.encoder import Encoder
 from lifelong_monodepth.models.network import MultiDomainDepthNet
 
-FUSION = {"mid_channels": 16, "out_channels": 64, "kernel_size": 3}  # configs/model/default.yaml
-HEAD = {"hidden_channels": 32, "kernel_size": 3}
+# The shipped network's fusion block and heads, read from the config so the figures follow it.
+DEFAULT_NET = OmegaConf.load(Path(__file__).resolve().parents[1] / "configs" / "model" / "default.yaml").net
 
 
 def _sync(device: torch.device) -> None:
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     for precision in ("fp32", "bf16"):
         for layout in ("contiguous", "channels_last"):
             memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-            net = MultiDomainDepthNet(Encoder(args.backbone, pretrained=False), FUSION, HEAD)
+            fusion, head = (OmegaConf.to_container(DEFAULT_NET[part]) for part in ("fusion", "head"))
+            net = MultiDomainDepthNet(Encoder(args.backbone, pretrained=False), fusion, head)
             net.add_domain("A", 0.1, 10.0)
             net = net.to(device=device, memory_format=memory_format).train()
             for shape in args.shapes:
