@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import sys
@@ -69,13 +70,22 @@ def _runner(workdir: Path, args: Any, device: torch.device, steps: int):
     return runner, enter_second_stage(runner)
 
 
-def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Budget) -> dict[str, float]:
+def lightning_vs_hand(
+    workdir: Path,
+    args: Any,
+    device: torch.device,
+    budget: Budget,
+    section: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None,
+) -> dict[str, float]:
     """Samples/s of one stage with replay and distillation: Lightning (run.py's Trainer) vs a bare loop.
 
     Both use the same model, batches (the DataModule's loader, the replay memory), losses, fused
     encoder pass, gradient clipping and precision; each is timed as the median gap between
     consecutive step ends after warm-up, so data loading and everything the loop does count.
+    ``section(name)`` wraps each loop ("lightning", "hand"): the profiler's ranges
+    (``benchmarks/loop_profile.py``).
     """
+    section = section or (lambda name: contextlib.nullcontext())
     from hydra.utils import instantiate
 
     from lifelong_monodepth.lifelong.distillation import DistillationCallback
@@ -96,7 +106,8 @@ def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Bu
         default_root_dir=str(runner.output_dir),
         enable_progress_bar=False,
     )
-    trainer.fit(runner.module, datamodule=runner.datamodule)
+    with section("lightning"):
+        trainer.fit(runner.module, datamodule=runner.datamodule)
     lightning = median_interval(stamps, budget.warmup)
     samples = args.batch + args.replay_batch
 
@@ -109,57 +120,59 @@ def lightning_vs_hand(workdir: Path, args: Any, device: torch.device, budget: Bu
     replay.on_stage_start(stage, module, runner.datamodule)
     teacher = distill.teacher.to(device)
     net = module.net
-    optimizer = torch.optim.Adam(net.parameters(), lr=float(runner.cfg.model.optimizer.lr))
+    # The run's optimiser (Adam with its weight decay), as the module's configure_optimizers builds it.
+    optimizer = instantiate(runner.cfg.model.optimizer)([p for p in net.parameters() if p.requires_grad])
     precision = str(runner.cfg.trainer.precision)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.startswith("bf16"))
     clip = runner.cfg.trainer.get("gradient_clip_val")
     channels_last = bool(runner.cfg.model.get("channels_last", False))  # the weights are already converted
     hand: list[float] = []
     loader = runner.datamodule.train_dataloader()
-    for i, batch in enumerate(loader):
-        if i >= steps:
-            break
-        images = batch["image"].to(device, non_blocking=True)
-        depth, mask = batch["depth"].to(device), batch["mask"].to(device)
-        old = replay.next_batch("N")
-        replayed = old["image"].to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-            replayed = replayed.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            if net.domain_bn:
-                # Per-domain fusion statistics: one encoder pass, each batch fused under its domain's
-                # set, the old head on the current batch fused under its own set (as the module does).
-                fused, levels = encode_split(net, [images, replayed], [list(batch["domain"]), "N"])
-                out = net.run_heads(fused[0], ["K"])
-                student = net.run_domains(levels[0], half_size(images), ["N"])
-                out.depth["N"], out.log_var["N"] = student.depth["N"], student.log_var["N"]
-                rep = net.run_heads(fused[1], ["N"])
-            else:
-                encoded = encode_batches(net, [images, replayed])
-                heads = StepHeads(net)  # the old head once on replay + current maps, as the module does
-                heads.request("N", encoded[1])
-                heads.request("N", encoded[0])
-                heads.run()
-                out = heads(encoded[0], ["K", "N"])
-                rep = heads(encoded[1], ["N"])
-            with torch.no_grad():
-                target = teacher(images, domains=["N"])
-        loss = uncertainty_depth_loss(out.depth["K"], out.log_var["K"], depth, mask)
-        loss = loss + replay.weight * uncertainty_depth_loss(
-            rep.depth["N"], rep.log_var["N"], old["depth"].to(device), old["mask"].to(device)
-        )
-        loss = loss + distill.weight * distillation_loss(
-            out.depth["N"], out.log_var["N"], target.depth["N"], target.log_var["N"]
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), float(clip))
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        hand.append(time.perf_counter())
+    with section("hand"):
+        for i, batch in enumerate(loader):
+            if i >= steps:
+                break
+            images = batch["image"].to(device, non_blocking=True)
+            depth, mask = batch["depth"].to(device), batch["mask"].to(device)
+            old = replay.next_batch("N")
+            replayed = old["image"].to(device, non_blocking=True)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+                replayed = replayed.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                if net.domain_bn:
+                    # Per-domain fusion statistics: one encoder pass, each batch fused under its domain's
+                    # set, the old head on the current batch fused under its own set (as the module does).
+                    fused, levels = encode_split(net, [images, replayed], [list(batch["domain"]), "N"])
+                    out = net.run_heads(fused[0], ["K"])
+                    student = net.run_domains(levels[0], half_size(images), ["N"])
+                    out.depth["N"], out.log_var["N"] = student.depth["N"], student.log_var["N"]
+                    rep = net.run_heads(fused[1], ["N"])
+                else:
+                    encoded = encode_batches(net, [images, replayed])
+                    heads = StepHeads(net)  # the old head once on replay + current maps, as the module does
+                    heads.request("N", encoded[1])
+                    heads.request("N", encoded[0])
+                    heads.run()
+                    out = heads(encoded[0], ["K", "N"])
+                    rep = heads(encoded[1], ["N"])
+                with torch.no_grad():
+                    target = teacher(images, domains=["N"])
+            loss = uncertainty_depth_loss(out.depth["K"], out.log_var["K"], depth, mask)
+            loss = loss + replay.weight * uncertainty_depth_loss(
+                rep.depth["N"], rep.log_var["N"], old["depth"].to(device), old["mask"].to(device)
+            )
+            loss = loss + distill.weight * distillation_loss(
+                out.depth["N"], out.log_var["N"], target.depth["N"], target.log_var["N"]
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), float(clip))
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            hand.append(time.perf_counter())
     hand_seconds = median_interval(hand, budget.warmup)
     return {
         "lightning_step_s": lightning,

@@ -56,3 +56,40 @@ def test_distillation_matches_hand_computation() -> None:
     assert math.isclose(
         float(distillation_loss(student_d, student_u, teacher_d, teacher_u)), expected, rel_tol=1e-6
     )
+
+
+def test_masked_form_equals_selection_form() -> None:
+    """The GPU's synchronisation-free loss is the CPU's boolean-selection loss, gradients included."""
+    from lifelong_monodepth.training.losses import _masked_loss
+
+    torch.manual_seed(0)
+    target = torch.rand(3, 1, 6, 8) * 9 + 0.5
+    target[0, 0, :2] = 0.0  # invalid pixels, a non-finite one too
+    target[1, 0, 3, 3] = float("inf")
+    mask = torch.rand(3, 1, 6, 8) > 0.2
+    depth = (torch.rand(3, 1, 6, 8) * 9 + 0.5).requires_grad_()
+    log_var = torch.randn(3, 1, 6, 8).requires_grad_()
+    reference = uncertainty_depth_loss(depth, log_var, target, mask)  # CPU: the selection form
+    grads = torch.autograd.grad(reference, (depth, log_var))
+    valid = mask & torch.isfinite(target) & (target > 0)
+    masked = _masked_loss(depth, log_var, target, valid)
+    assert torch.allclose(masked, reference, rtol=1e-6, atol=0)
+    for a, b in zip(torch.autograd.grad(masked, (depth, log_var)), grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-9)
+    empty = _masked_loss(depth, log_var, torch.zeros_like(target), torch.zeros_like(valid))
+    assert float(empty) == 0.0 and torch.isfinite(torch.autograd.grad(empty, depth)[0]).all()
+
+
+def test_losses_run_in_float32_under_autocast() -> None:
+    """bf16 head outputs inside an autocast region: the loss is float32 and equals the fp32 loss."""
+    depth = torch.rand(2, 1, 4, 4) + 0.5
+    log_var = torch.randn(2, 1, 4, 4)
+    target = torch.rand(2, 1, 4, 4) + 0.5
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = uncertainty_depth_loss(depth.bfloat16(), log_var.bfloat16(), target, target > 0)
+        distill = distillation_loss(depth.bfloat16(), log_var.bfloat16(), depth, log_var)
+    assert loss.dtype == torch.float32 and distill.dtype == torch.float32
+    expected = uncertainty_depth_loss(
+        depth.bfloat16().float(), log_var.bfloat16().float(), target, target > 0
+    )
+    assert torch.equal(loss, expected)
