@@ -20,7 +20,9 @@ class TeacherInputs(pl.Callback):
         self.seen: list[tuple[str, bool, bool]] = []
         self.terms: list[dict[str, float]] = []
         self.head_calls: list[int] = []
+        self.teacher_moves: list[int] = []  # Module.to / _apply calls on the teacher in each step
         self._calls = 0
+        self._moves = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
         def count(*_):
@@ -45,11 +47,21 @@ class TeacherInputs(pl.Callback):
             return original(images, domains=domains, **kwargs)
 
         teacher.forward = spy
+        self._moves = 0
+        original_apply = teacher._apply
+
+        def apply_spy(*args, **kwargs):
+            self._moves += 1
+            return original_apply(*args, **kwargs)
+
+        teacher._apply = apply_spy
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.distillation.teacher.forward = type(self.distillation.teacher).forward.__get__(
             self.distillation.teacher
         )
+        del self.distillation.teacher._apply
+        self.teacher_moves.append(self._moves)
         self.head_calls.append(self._calls)
         self.terms.append({k: float(v) for k, v in pl_module._step_terms.items() if k.startswith("distill")})
 
@@ -96,6 +108,7 @@ def test_distillation_reads_the_images_it_is_told(
     On replay the student's head N is the replay term's own call (one call a step, not two)."""
     record = _fit_nk(tmp_path, tiny_domains, inputs)
     assert record.seen == [seen, seen]
+    assert record.teacher_moves == [0, 0]  # already on the step's device: not walked again every step
     assert record.head_calls == [calls, calls]
     assert [set(t) for t in record.terms] == [names, names]
     assert record.terms[0]["distill_N"] == pytest.approx(0.0, abs=1e-6)

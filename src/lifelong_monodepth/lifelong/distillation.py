@@ -91,6 +91,14 @@ class DistillationCallback(LifelongStrategy):
             return list(self.old_domains)
         return [letter for letter in self.old_domains if self.weight_for(letter, self.old_domains) != 0]
 
+    def _teacher_to(self, device: torch.device) -> None:
+        """The teacher on the step's device, moved once: ``Module.to`` at every step walked every
+        parameter and buffer of the copy (about 800 no-op ATen calls a step, host time that a
+        launch-bound GPU step pays in full; ``benchmarks/loop_profile.py``)."""
+        assert self.teacher is not None
+        if next(self.teacher.parameters()).device != device:
+            self.teacher.to(device)
+
     def extra_loss(
         self,
         module: LifelongDepthModule,
@@ -100,7 +108,7 @@ class DistillationCallback(LifelongStrategy):
     ) -> dict[str, Tensor]:
         if self.teacher is None:
             return {}
-        self.teacher.to(fused.device)
+        self._teacher_to(fused.device)
         terms: dict[str, Tensor] = {}
         if self.inputs in ("replay", "both"):
             terms.update(self._on_replay(module))
