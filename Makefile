@@ -8,6 +8,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-install
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
+# CPU training allocates and frees the same large activation buffers at every step; glibc's default
+# hands them back to the kernel and faults them in again, zeroed (≈ 8,700 page faults and 10–25 ms of
+# system time a step at K's size). Keeping blocks under 256 MiB in the heap, and up to 1 GiB of free
+# heap before trimming: ≈ 800 faults, ≈ 3 ms (docs/benchmarks.md). Ignored by other C libraries;
+# `make run MALLOC_TUNING=` runs with the C library's defaults, a GLIBC_TUNABLES of yours wins.
+MALLOC_TUNING ?= glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824
+export GLIBC_TUNABLES ?= $(MALLOC_TUNING)
 
 .PHONY: help install run data test lint format bench eval sweep report predict export clean
 
